@@ -1,0 +1,153 @@
+#include "blockcore/graph/node.h"
+
+#include "blockcore/graph/graph.h"
+
+namespace chainfs {
+
+const char* child_role_name(ChildRole role) {
+  switch (role) {
+    case ChildRole::File: return "file";
+    case ChildRole::Backing: return "backing";
+    case ChildRole::Filtered: return "filtered";
+  }
+  return "?";
+}
+
+namespace detail {
+void node_acquire(Node* node) { node->refs_.fetch_add(1, std::memory_order_relaxed); }
+bool node_try_acquire(Node* node) {
+  uint64_t refs = node->refs_.load(std::memory_order_relaxed);
+  while (refs != 0)
+    if (node->refs_.compare_exchange_weak(refs, refs + 1, std::memory_order_acq_rel)) return true;
+  return false;
+}
+void node_release(Node* node) {
+  if (node->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete node;
+}
+}  // namespace detail
+
+NodeRef Node::create(Graph& graph, std::string name, std::unique_ptr<Driver> driver) {
+  Node* node = new Node(graph, 0, std::move(name), std::move(driver));
+  graph.register_node(node);
+  return NodeRef::adopt(node);
+}
+
+NodeRef Node::ref() {
+  detail::node_acquire(this);
+  return NodeRef::adopt(this);
+}
+
+Node::Node(Graph& graph, uint64_t id, std::string name, std::unique_ptr<Driver> driver)
+    : graph_(&graph), id_(id), name_(std::move(name)), driver_(std::move(driver)) {}
+
+Node::~Node() {
+  graph_->unregister_node(this);
+  if (opened_) driver_->close();
+  // Detach our edges from the children's parent lists, then drop the children outside the lock
+  // (dropping may close them, which takes the lock again).
+  std::vector<std::unique_ptr<Child>> children;
+  {
+    std::lock_guard lock(graph_->topology_mutex_);
+    children.swap(children_);
+    for (auto& edge : children) std::erase(edge->node->parent_edges_, edge.get());
+  }
+  children.clear();
+}
+
+std::string Node::filename() const {
+  if (!host_filename_.empty()) return host_filename_;
+  if (Node* f = file()) return f->filename();
+  if (Node* f = filtered()) return f->filename();
+  return {};
+}
+
+Node* Node::child(ChildRole role) const {
+  for (const auto& edge : children_)
+    if (edge->role == role) return edge->node.get();
+  return nullptr;
+}
+Node* Node::file() const { return child(ChildRole::File); }
+Node* Node::backing() const { return child(ChildRole::Backing); }
+Node* Node::filtered() const { return child(ChildRole::Filtered); }
+
+std::vector<Child> Node::children() const {
+  std::lock_guard lock(graph_->topology_mutex_);
+  std::vector<Child> out;
+  for (const auto& edge : children_) out.push_back(*edge);
+  return out;
+}
+
+std::vector<NodeRef> Node::parents() const {
+  std::lock_guard lock(graph_->topology_mutex_);
+  std::vector<NodeRef> out;
+  for (Child* edge : parent_edges_) out.push_back(edge->parent->ref());
+  return out;
+}
+
+size_t Node::parent_count() const {
+  std::lock_guard lock(graph_->topology_mutex_);
+  return parent_edges_.size();
+}
+
+namespace {
+Result<void> check_range(const Node& node, uint64_t offset, uint64_t length, const char* op) {
+  uint64_t size = node.size();
+  if (offset > size || length > size - offset)
+    return make_error(Errc::Invalid, "{} on node '{}': range {}+{} is past its end ({})", op,
+                      node.name(), offset, length, size);
+  return {};
+}
+}  // namespace
+
+Result<void> Node::read(uint64_t offset, std::span<std::byte> buf) {
+  RequestGuard guard(gate_, RequestGuard::Entry::Internal);
+  CHAINFS_TRY(check_range(*this, offset, buf.size(), "read"));
+  return driver_->read(offset, buf);
+}
+
+Result<void> Node::write(uint64_t offset, std::span<const std::byte> buf) {
+  RequestGuard guard(gate_, RequestGuard::Entry::Internal);
+  CHAINFS_TRY(check_range(*this, offset, buf.size(), "write"));
+  return driver_->write(offset, buf);
+}
+
+Result<void> Node::flush() {
+  RequestGuard guard(gate_, RequestGuard::Entry::Internal);
+  return driver_->flush();
+}
+
+Result<void> Node::discard(uint64_t offset, uint64_t length) {
+  RequestGuard guard(gate_, RequestGuard::Entry::Internal);
+  CHAINFS_TRY(check_range(*this, offset, length, "discard"));
+  return driver_->discard(offset, length);
+}
+
+Result<void> Node::write_zeroes(uint64_t offset, uint64_t length) {
+  RequestGuard guard(gate_, RequestGuard::Entry::Internal);
+  CHAINFS_TRY(check_range(*this, offset, length, "write-zeroes"));
+  return driver_->write_zeroes(offset, length);
+}
+
+Result<void> Node::truncate(uint64_t new_size) {
+  RequestGuard guard(gate_, RequestGuard::Entry::Internal);
+  return driver_->truncate(new_size);
+}
+
+Result<BlockStatus> Node::block_status(uint64_t offset, uint64_t length) {
+  RequestGuard guard(gate_, RequestGuard::Entry::Internal);
+  CHAINFS_TRY(check_range(*this, offset, length, "block-status"));
+  if (length == 0) return BlockStatus{Alloc::Unallocated, 0};
+  return driver_->block_status(offset, length);
+}
+
+Result<uint64_t> Node::allocated_bytes() {
+  RequestGuard guard(gate_, RequestGuard::Entry::Internal);
+  return driver_->allocated_bytes();
+}
+
+Result<void> Node::submit(std::span<IoOp> ops) {
+  RequestGuard guard(gate_, RequestGuard::Entry::Internal);
+  return driver_->submit(ops);
+}
+
+}  // namespace chainfs

@@ -1,0 +1,127 @@
+// Node: one block node of the graph (a protocol, format or filter node), owning its driver.
+//
+// Lifetime is the reference count of NodeRef (rule 1); nothing else deletes a node. Edges to
+// children are Child objects owned by the parent; each holds a NodeRef to the child. Parents are
+// kept as plain back-pointers (a child does not keep its parents alive).
+//
+// Edges change only inside a drained section of the parent (rule 3), so a request in flight may
+// read file()/backing() without a lock. The edge lists themselves are guarded by Graph's
+// topology mutex for readers outside requests (listing, graph.json).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "blockcore/driver.h"
+#include "blockcore/graph/node_ref.h"
+#include "blockcore/graph/request_gate.h"
+#include "blockcore/result.h"
+
+namespace chainfs {
+
+class Graph;
+
+enum class ChildRole : uint8_t {
+  File,      // a format node's protocol node
+  Backing,   // a format node's backing node
+  Filtered,  // a filter's child (fault)
+};
+const char* child_role_name(ChildRole role);
+
+// Permission bits taken or shared on an edge (rule 2: busy is not lifetime).
+enum Perm : uint32_t {
+  PermConsistentRead = 1u << 0,  // the parent needs what it reads to stay the same
+  PermWrite = 1u << 1,           // the parent writes through the edge
+  PermResize = 1u << 2,
+  PermAll = PermConsistentRead | PermWrite | PermResize,
+};
+
+struct Child {
+  Node* parent = nullptr;
+  NodeRef node;
+  ChildRole role = ChildRole::Backing;
+  uint32_t perms_taken = 0;   // what the parent uses on the child
+  uint32_t perms_shared = 0;  // what the parent lets others (siblings, users) do to the child
+};
+
+class Node {
+ public:
+  // Creates a node with one reference, owned by the returned NodeRef. Not yet opened.
+  static NodeRef create(Graph& graph, std::string name, std::unique_ptr<Driver> driver);
+
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // A new strong reference to a node the caller already knows to be alive.
+  NodeRef ref();
+
+  Graph& graph() const { return *graph_; }
+  uint64_t id() const { return id_; }  // unique within the graph, never reused
+  const std::string& name() const { return name_; }
+  Driver& driver() const { return *driver_; }
+  std::string_view driver_name() const { return driver_->driver_name(); }
+  bool is_protocol() const { return driver_name() == "file"; }
+
+  // Host path of the image this node reads: its own file for a protocol node, else its file (or
+  // filtered) child's.
+  std::string filename() const;
+  bool read_only() const { return read_only_.load(std::memory_order_acquire); }
+  void set_read_only(bool ro) { read_only_.store(ro, std::memory_order_release); }
+
+  // Children, stable while a request is in flight through this node (see file comment).
+  Node* file() const;
+  Node* backing() const;
+  Node* filtered() const;
+  Node* child(ChildRole role) const;
+  // Copies under the topology lock, for code that runs outside a request.
+  std::vector<Child> children() const;
+  std::vector<NodeRef> parents() const;
+  // Parent edges pointing at this node, read under the topology lock.
+  size_t parent_count() const;
+
+  // Data path. Each call counts as in flight on this node via the internal entry (it does not
+  // wait for drains: callers from outside the graph enter through BlockHandle, which does).
+  uint64_t size() const { return driver_->size(); }
+  Capabilities capabilities() const { return driver_->capabilities(); }
+  Result<void> read(uint64_t offset, std::span<std::byte> buf);
+  Result<void> write(uint64_t offset, std::span<const std::byte> buf);
+  Result<void> flush();
+  Result<void> discard(uint64_t offset, uint64_t length);
+  Result<void> write_zeroes(uint64_t offset, uint64_t length);
+  Result<void> truncate(uint64_t new_size);
+  Result<BlockStatus> block_status(uint64_t offset, uint64_t length);
+  Result<uint64_t> allocated_bytes();
+  Result<void> submit(std::span<IoOp> ops);
+
+  RequestGate& gate() { return gate_; }
+
+ private:
+  friend class Graph;
+  friend void detail::node_acquire(Node*);
+  friend void detail::node_release(Node*);
+  friend bool detail::node_try_acquire(Node*);
+
+  Node(Graph& graph, uint64_t id, std::string name, std::unique_ptr<Driver> driver);
+  ~Node();
+
+  Graph* graph_;
+  uint64_t id_;  // set once by Graph::register_node
+  std::string host_filename_;  // protocol nodes: the host path they opened
+  std::string name_;
+  std::unique_ptr<Driver> driver_;
+  std::atomic<bool> read_only_{false};
+  std::atomic<uint64_t> refs_{1};
+  bool opened_ = false;  // driver_->open() succeeded, so close() is owed
+
+  // Guarded by graph_->topology_mutex_ for writers; readers in a request rely on drains.
+  std::vector<std::unique_ptr<Child>> children_;
+  std::vector<Child*> parent_edges_;
+
+  RequestGate gate_;
+};
+
+}  // namespace chainfs

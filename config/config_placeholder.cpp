@@ -1,0 +1,2 @@
+// placeholder: replaced as the layer grows
+namespace chainfs {}
