@@ -16,6 +16,7 @@ Graph::Graph(GraphOptions options) : options_(std::move(options)) {
   logger_ = options_.logger;
   if (!logger_)
     logger_ = std::make_shared<spdlog::logger>("chainfs", std::make_shared<spdlog::sinks::null_sink_mt>());
+  io_ = IoEngine::create(logger_, options_.io);
 }
 
 Graph::~Graph() {

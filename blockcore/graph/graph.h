@@ -24,6 +24,7 @@
 #include "blockcore/driver.h"
 #include "blockcore/graph/node.h"
 #include "blockcore/graph/node_ref.h"
+#include "blockcore/io/io_engine.h"
 #include "blockcore/result.h"
 
 namespace chainfs {
@@ -31,6 +32,7 @@ namespace chainfs {
 struct GraphOptions {
   std::shared_ptr<spdlog::logger> logger;  // default: a private logger that discards
   bool read_only = false;                  // whole-mount read-only
+  IoEngineOptions io;
   uint64_t cache_bytes = 0;                // per-format-node metadata cache (0 = driver default)
 };
 
@@ -76,6 +78,7 @@ class Graph {
   Graph& operator=(const Graph&) = delete;
 
   spdlog::logger& log() const { return *logger_; }
+  IoEngine& io() const { return *io_; }
   const GraphOptions& options() const { return options_; }
 
   // ---- building -----------------------------------------------------------------------------
@@ -139,6 +142,7 @@ class Graph {
 
   GraphOptions options_;
   std::shared_ptr<spdlog::logger> logger_;
+  std::unique_ptr<IoEngine> io_;  // declared before the nodes' holders: destroyed after them
 
   mutable std::mutex topology_mutex_;  // lock order: topology_mutex_ before observer_mutex_
   std::map<uint64_t, Node*> registry_;  // every live node, by id (weak)
