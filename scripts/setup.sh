@@ -8,7 +8,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   libfuse3-dev fuse3 liburing-dev libyaml-cpp-dev libspdlog-dev
   zlib1g-dev libzstd-dev libgtest-dev libgmock-dev libbenchmark-dev
-  qemu-utils qemu-system-common fio clang
+  qemu-utils qemu-system-common fio clang python3
 )
 
 missing=()
