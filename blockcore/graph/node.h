@@ -2,11 +2,13 @@
 //
 // Lifetime is the reference count of NodeRef (rule 1); nothing else deletes a node. Edges to
 // children are Child objects owned by the parent; each holds a NodeRef to the child. Parents are
-// kept as plain back-pointers (a child does not keep its parents alive).
+// kept as plain back-pointers (a child does not keep its parents alive). Claims (claim.h) are
+// recorded on the node but are not lifetime: the Claim object holds its own NodeRefs (rule 2).
 //
 // Edges change only inside a drained section of the parent (rule 3), so a request in flight may
-// read file()/backing() without a lock. The edge lists themselves are guarded by Graph's
-// topology mutex for readers outside requests (listing, graph.json).
+// read file()/backing() without a lock. Everything else about edges, parents and claims is guarded
+// by the graph's topology mutex; code outside a request uses the locked accessors (children(),
+// parents(), backing_ref(), filename()).
 #pragma once
 
 #include <atomic>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "blockcore/driver.h"
+#include "blockcore/graph/claim.h"
 #include "blockcore/graph/node_ref.h"
 #include "blockcore/graph/request_gate.h"
 #include "blockcore/result.h"
@@ -24,6 +27,7 @@
 namespace chainfs {
 
 class Graph;
+class BlockHandle;
 
 enum class ChildRole : uint8_t {
   File,      // a format node's protocol node
@@ -37,7 +41,8 @@ enum Perm : uint32_t {
   PermConsistentRead = 1u << 0,  // the parent needs what it reads to stay the same
   PermWrite = 1u << 1,           // the parent writes through the edge
   PermResize = 1u << 2,
-  PermAll = PermConsistentRead | PermWrite | PermResize,
+  PermWriteUnchanged = 1u << 3,  // writes that leave what the node reads unchanged (stream's copy)
+  PermAll = PermConsistentRead | PermWrite | PermResize | PermWriteUnchanged,
 };
 
 struct Child {
@@ -50,7 +55,8 @@ struct Child {
 
 class Node {
  public:
-  // Creates a node with one reference, owned by the returned NodeRef. Not yet opened.
+  // Creates a node with one reference, owned by the returned NodeRef. Not yet opened. (Graph code
+  // uses Graph::add_node, which also checks the name and opens the driver.)
   static NodeRef create(Graph& graph, std::string name, std::unique_ptr<Driver> driver);
 
   Node(const Node&) = delete;
@@ -58,6 +64,8 @@ class Node {
 
   // A new strong reference to a node the caller already knows to be alive.
   NodeRef ref();
+  // Strong references right now (diagnostics and tests: racy by nature).
+  uint64_t use_count() const { return refs_.load(std::memory_order_acquire); }
 
   Graph& graph() const { return *graph_; }
   uint64_t id() const { return id_; }  // unique within the graph, never reused
@@ -67,21 +75,28 @@ class Node {
   bool is_protocol() const { return driver_name() == "file"; }
 
   // Host path of the image this node reads: its own file for a protocol node, else its file (or
-  // filtered) child's.
+  // filtered) child's. Takes the topology lock.
   std::string filename() const;
   bool read_only() const { return read_only_.load(std::memory_order_acquire); }
   void set_read_only(bool ro) { read_only_.store(ro, std::memory_order_release); }
 
-  // Children, stable while a request is in flight through this node (see file comment).
+  // Children, without a lock: valid inside a request on this node, inside a drained section of
+  // this node, or under the topology lock (graph internals). Elsewhere use backing_ref()/children().
   Node* file() const;
   Node* backing() const;
   Node* filtered() const;
   Node* child(ChildRole role) const;
+  // Strong reference to the backing child now (under the topology lock); null without one.
+  NodeRef backing_ref() const;
   // Copies under the topology lock, for code that runs outside a request.
   std::vector<Child> children() const;
   std::vector<NodeRef> parents() const;
   // Parent edges pointing at this node, read under the topology lock.
   size_t parent_count() const;
+  // The claims on this node now (claimant, kind), read under the topology lock.
+  std::vector<ClaimInfo> claims() const;
+  // Open writable BlockHandles on this node.
+  int writers() const { return writers_.load(std::memory_order_acquire); }
 
   // Data path. Each call counts as in flight on this node via the internal entry (it does not
   // wait for drains: callers from outside the graph enter through BlockHandle, which does).
@@ -101,27 +116,43 @@ class Node {
 
  private:
   friend class Graph;
+  friend class BlockHandle;
+  friend class DrainedSection;
   friend void detail::node_acquire(Node*);
   friend void detail::node_release(Node*);
   friend bool detail::node_try_acquire(Node*);
 
-  Node(Graph& graph, uint64_t id, std::string name, std::unique_ptr<Driver> driver);
+  Node(Graph& graph, std::string name, std::string host_filename, std::unique_ptr<Driver> driver);
   ~Node();
 
+  // The data path proper, for callers that already counted the request in flight.
+  Result<void> do_read(uint64_t offset, std::span<std::byte> buf);
+  Result<void> do_write(uint64_t offset, std::span<const std::byte> buf);
+  Result<void> do_discard(uint64_t offset, uint64_t length);
+  Result<void> do_write_zeroes(uint64_t offset, uint64_t length);
+  Result<void> do_flush() { return driver_->flush(); }
+  Result<void> do_truncate(uint64_t new_size) { return driver_->truncate(new_size); }
+  Result<BlockStatus> do_block_status(uint64_t offset, uint64_t length);
+
+  std::string filename_locked() const;
+
   Graph* graph_;
-  uint64_t id_;  // set once by Graph::register_node
-  std::string host_filename_;  // protocol nodes: the host path they opened
+  uint64_t id_ = 0;            // set once by Graph::register_node, before anyone else sees the node
+  std::string host_filename_;  // protocol nodes (and test nodes): set before registration
   std::string name_;
   std::unique_ptr<Driver> driver_;
   std::atomic<bool> read_only_{false};
   std::atomic<uint64_t> refs_{1};
-  bool opened_ = false;  // driver_->open() succeeded, so close() is owed
+  std::atomic<int> writers_{0};  // open writable BlockHandles
+  bool opened_ = false;          // driver_->open() succeeded, so close() is owed
 
   // Guarded by graph_->topology_mutex_ for writers; readers in a request rely on drains.
   std::vector<std::unique_ptr<Child>> children_;
+  // Guarded by graph_->topology_mutex_.
   std::vector<Child*> parent_edges_;
+  std::vector<ClaimInfo> claims_;
 
-  RequestGate gate_;
+  RequestGate gate_;  // after name_: the gate's sync-point tag views it
 };
 
 }  // namespace chainfs
