@@ -1,0 +1,60 @@
+// Invalidator: sends kernel cache invalidations from a thread of its own.
+//
+// Why a thread: fuse_lowlevel_notify_inval_inode() waits for the kernel to drop the inode's
+// cached pages, and a page stays locked while a READ request for it is in flight. Called from a
+// request handler (or from a graph observer, which runs inside a drained section while requests
+// wait at the gate), it could wait for a request that waits for it. Queued here, nothing that
+// serves requests ever waits for an invalidation.
+//
+// Requests are coalesced: an inode queued twice before the thread gets to it is sent once.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <utility>
+
+namespace chainfs::fusefs {
+
+class Invalidator {
+ public:
+  // What to invalidate: `ino` alone, or (with_ancestors) the node file `ino` and the node files of
+  // every node above it in the graph (their reads go through it).
+  struct Item {
+    uint64_t ino = 0;
+    bool with_ancestors = false;
+    friend bool operator<(const Item& a, const Item& b) {
+      return std::pair(a.ino, a.with_ancestors) < std::pair(b.ino, b.with_ancestors);
+    }
+  };
+  using Sink = std::function<void(const Item&)>;
+
+  explicit Invalidator(Sink sink);
+  ~Invalidator();  // stop()
+  Invalidator(const Invalidator&) = delete;
+  Invalidator& operator=(const Invalidator&) = delete;
+
+  // Never blocks on the kernel; safe from request handlers and graph observers.
+  void post(Item item);
+  // Sends what is queued, then ends the thread. Idempotent.
+  void stop();
+  // Waits until everything posted before the call has been sent (tests).
+  void flush();
+
+ private:
+  void run();
+
+  Sink sink_;
+  std::mutex mutex_;  // leaf lock; never held while calling sink_
+  std::condition_variable wake_;
+  std::condition_variable idle_;
+  std::set<Item> pending_;
+  bool busy_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace chainfs::fusefs

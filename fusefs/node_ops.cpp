@@ -1,0 +1,224 @@
+// nodes/<node>: open, read, write, truncate, fallocate and SEEK_DATA/SEEK_HOLE on node files.
+//
+// Decisions (docs/fusefs.md "Node files"):
+// - A node file has the node's fixed length. A write that starts at or past the end fails with
+//   ENOSPC, as on a block device; a write that crosses the end writes what fits and returns that
+//   shorter count (the caller sees it; its next write fails with ENOSPC). Nothing is written
+//   beyond what the reply reports.
+// - O_TRUNC is ignored (the node keeps its length, as a block device does), so `cp img nodes/x`
+//   and shell redirections overwrite in place.
+// - truncate upward grows the node (if its driver can), downward fails with EINVAL unless the
+//   driver shrinks safely.
+// - Writability is decided by the graph (Graph::check_writable), for root too, because root
+//   bypasses the mode bits the kernel checks.
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "fusefs/filesystem.h"
+
+namespace chainfs::fusefs {
+
+namespace {
+
+// A page-aligned buffer kept per FUSE thread, so a 1 MiB read does not map and unmap memory.
+class ReadBuffer {
+ public:
+  std::span<std::byte> get(size_t size) {
+    if (size > capacity_) {
+      size_t rounded = (size + 4095) & ~size_t{4095};
+      void* p = std::aligned_alloc(4096, rounded);
+      if (!p) throw std::bad_alloc();
+      data_.reset(static_cast<std::byte*>(p));
+      capacity_ = rounded;
+    }
+    return {data_.get(), size};
+  }
+
+ private:
+  struct Free {
+    void operator()(std::byte* p) const { std::free(p); }
+  };
+  std::unique_ptr<std::byte, Free> data_;
+  size_t capacity_ = 0;
+};
+
+thread_local ReadBuffer t_read_buffer;  // per-thread scratch, not shared state
+
+bool wants_write(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
+
+}  // namespace
+
+void Filesystem::open_node(fuse_req_t req, Ino ino, fuse_file_info* fi) {
+  NodeRef node = visible_node(ino);
+  if (!node) return (void)fuse_reply_err(req, ENOENT);
+  bool writable = wants_write(fi->flags);
+  // The graph decides (atomically with the claims of jobs), for root too.
+  auto handle = graph_.open_handle(node, writable);
+  if (!handle) {
+    graph_.log().debug("open of node '{}' for {} refused: {}", node->name(),
+                       writable ? "writing" : "reading", handle.error().message);
+    return (void)fuse_reply_err(req, to_errno(handle.error().code));
+  }
+  // Page cache on, so buffered sequential reads get readahead; keep_cache off, so every open
+  // starts from what the graph holds now. Writes go straight through (no writeback cache).
+  fi->direct_io = 0;
+  fi->keep_cache = 0;
+  register_handle(fi, std::make_unique<NodeFileHandle>(std::move(*handle)));
+  graph_.log().trace("open node '{}' {}", node->name(), writable ? "read-write" : "read-only");
+  if (fuse_reply_open(req, fi) == -ENOENT) {
+    // The opener was interrupted: the kernel will not release this handle.
+    unregister_handle(fi).reset();
+  }
+}
+
+void Filesystem::read_node(fuse_req_t req, NodeFileHandle& h, size_t size, off_t off) {
+  Node& node = h.block.node();
+  uint64_t length = node.size();
+  if (off < 0) return (void)fuse_reply_err(req, EINVAL);
+  uint64_t offset = static_cast<uint64_t>(off);
+  if (offset >= length || size == 0) return (void)fuse_reply_buf(req, nullptr, 0);
+  size_t count = static_cast<size_t>(std::min<uint64_t>(size, length - offset));
+  std::span<std::byte> buf = t_read_buffer.get(count);
+  graph_.log().trace("read node '{}' offset {} length {}", node.name(), offset, count);
+  if (auto r = h.block.read(offset, buf); !r)
+    return reply_error(req, r.error(), "read", make_ino(InodeKind::Node, node.id()));
+  fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), count);
+}
+
+void Filesystem::write_node(fuse_req_t req, NodeFileHandle& h, const char* buf, size_t size,
+                            off_t off) {
+  Node& node = h.block.node();
+  if (!h.block.writable()) return (void)fuse_reply_err(req, EBADF);
+  if (off < 0) return (void)fuse_reply_err(req, EINVAL);
+  if (size == 0) return (void)fuse_reply_write(req, 0);
+  uint64_t offset = static_cast<uint64_t>(off);
+  uint64_t length = node.size();
+  if (offset >= length) {
+    graph_.log().debug("write to node '{}' at {} refused: past its end ({})", node.name(), offset,
+                       length);
+    return (void)fuse_reply_err(req, ENOSPC);
+  }
+  size_t count = static_cast<size_t>(std::min<uint64_t>(size, length - offset));
+  graph_.log().trace("write node '{}' offset {} length {}", node.name(), offset, count);
+  auto data = std::span(reinterpret_cast<const std::byte*>(buf), count);
+  if (auto r = h.block.write(offset, data); !r)
+    return reply_error(req, r.error(), "write", make_ino(InodeKind::Node, node.id()));
+  h.dirty.store(true);
+  invalidate_below(node);
+  fuse_reply_write(req, count);
+}
+
+void Filesystem::invalidate_below(Node& node) {
+  {
+    // The common case: nothing but this node is open, so no other page cache can be stale.
+    std::lock_guard lock(handles_mutex_);
+    if (node_opens_.size() <= 1) return;
+  }
+  // Backing nodes are not written through, so only file and filter children are visited.
+  NodeRef below;
+  for (const Child& edge : node.children())
+    if (edge.role == ChildRole::File || edge.role == ChildRole::Filtered) below = edge.node;
+  while (below) {
+    if (open_count(below->id()) > 0)
+      invalidator_->post({make_ino(InodeKind::Node, below->id()), false});
+    NodeRef next;
+    for (const Child& edge : below->children())
+      if (edge.role == ChildRole::File || edge.role == ChildRole::Filtered) next = edge.node;
+    below = std::move(next);
+  }
+}
+
+void Filesystem::truncate_node(fuse_req_t req, Ino ino, uint64_t new_size, fuse_file_info* fi) {
+  NodeRef node;
+  NodeFileHandle* open_handle = nullptr;
+  if (fi && fi->fh) {
+    auto* handle = reinterpret_cast<FileHandle*>(fi->fh);
+    if (handle->kind == FileHandle::Kind::NodeFile) {
+      open_handle = static_cast<NodeFileHandle*>(handle);
+      node = open_handle->block.ref();
+    }
+  }
+  if (!node) node = visible_node(ino);
+  if (!node) return (void)fuse_reply_err(req, ENOENT);
+  uint64_t old_size = node->size();
+  if (new_size != old_size) {
+    if (new_size < old_size && !node->capabilities().truncate_shrink) {
+      graph_.log().debug("truncate of node '{}' from {} down to {} refused", node->name(),
+                         old_size, new_size);
+      return (void)fuse_reply_err(req, EINVAL);
+    }
+    if (new_size > old_size && !node->capabilities().truncate_grow)
+      return (void)fuse_reply_err(req, EOPNOTSUPP);
+    // truncate(path) has no handle; ftruncate's handle may be read-only: ask the graph.
+    auto writer = graph_.open_handle(node, true);
+    if (!writer) return reply_error(req, writer.error(), "truncate", ino);
+    if (auto r = writer->truncate(new_size); !r) return reply_error(req, r.error(), "truncate", ino);
+    if (open_handle) open_handle->dirty.store(true);
+    else if (auto r = writer->flush(); !r) return reply_error(req, r.error(), "truncate", ino);
+    graph_.log().info("node '{}' resized from {} to {} bytes", node->name(), old_size, new_size);
+    invalidate_below(*node);
+  }
+  struct stat st = node_attributes(*node);
+  fuse_reply_attr(req, &st, kNodeAttrTimeout);
+}
+
+void Filesystem::fallocate(fuse_req_t req, Ino ino, int mode, off_t offset, off_t length,
+                           fuse_file_info* fi) {
+  auto* handle = reinterpret_cast<FileHandle*>(fi->fh);
+  if (handle->kind != FileHandle::Kind::NodeFile) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  auto& h = *static_cast<NodeFileHandle*>(handle);
+  if (!h.block.writable()) return (void)fuse_reply_err(req, EBADF);
+  if (offset < 0 || length <= 0) return (void)fuse_reply_err(req, EINVAL);
+  Node& node = h.block.node();
+  uint64_t start = static_cast<uint64_t>(offset);
+  uint64_t end = start + static_cast<uint64_t>(length);
+  uint64_t size = node.size();
+  const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
+  const int op = mode & ~FALLOC_FL_KEEP_SIZE;
+
+  Result<void> result;
+  if (op == FALLOC_FL_PUNCH_HOLE && keep_size) {
+    if (start < size) result = h.block.discard(start, std::min(end, size) - start);
+  } else if (op == FALLOC_FL_ZERO_RANGE) {
+    if (end > size && !keep_size) {
+      // Grows the node first; the whole range, old tail included, then reads as zeros.
+      if (!node.capabilities().truncate_grow) return (void)fuse_reply_err(req, EOPNOTSUPP);
+      result = h.block.truncate(end);
+      size = end;
+    }
+    if (result.ok() && start < size) result = h.block.write_zeroes(start, std::min(end, size) - start);
+  } else {
+    return (void)fuse_reply_err(req, EOPNOTSUPP);
+  }
+  if (!result) return reply_error(req, result.error(), "fallocate", ino);
+  h.dirty.store(true);
+  invalidate_below(node);
+  fuse_reply_err(req, 0);
+}
+
+void Filesystem::lseek(fuse_req_t req, Ino ino, off_t off, int whence, fuse_file_info* fi) {
+  auto* handle = reinterpret_cast<FileHandle*>(fi->fh);
+  if (handle->kind != FileHandle::Kind::NodeFile) return (void)fuse_reply_err(req, EINVAL);
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) return (void)fuse_reply_err(req, EINVAL);
+  BlockHandle& block = static_cast<NodeFileHandle*>(handle)->block;
+  uint64_t size = block.node().size();
+  if (off < 0 || static_cast<uint64_t>(off) >= size) return (void)fuse_reply_err(req, ENXIO);
+  uint64_t pos = static_cast<uint64_t>(off);
+  while (pos < size) {
+    // Each step is one request on the node, so a graph change between steps is waited for.
+    auto status = block.chain_block_status(pos, size - pos);
+    if (!status) return reply_error(req, status.error(), "lseek", ino);
+    bool data = status->kind == Alloc::Data;
+    if (data == (whence == SEEK_DATA)) return (void)fuse_reply_lseek(req, static_cast<off_t>(pos));
+    pos += std::max<uint64_t>(status->length, 1);
+  }
+  // Past the last data there is no more data; the end of the file counts as a hole.
+  if (whence == SEEK_DATA) return (void)fuse_reply_err(req, ENXIO);
+  fuse_reply_lseek(req, static_cast<off_t>(size));
+}
+
+}  // namespace chainfs::fusefs
