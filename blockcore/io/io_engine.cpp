@@ -2,6 +2,8 @@
 // pread/pwrite for single ops (cheaper, see docs/io.md) and when io_uring is unavailable.
 #include "blockcore/io/io_engine.h"
 
+#include <vector>
+
 #include "blockcore/io/host_io.h"
 #include "blockcore/io/uring_ring.h"
 
@@ -9,13 +11,39 @@ namespace chainfs {
 
 namespace {
 
+// Neighbouring ops that continue each other both in the file and in memory (a guest request that
+// a format driver split at cluster boundaries, over clusters the host laid out in order) become
+// one transfer: one syscall or SQE instead of several, and a lone result takes the pread path.
+bool continues(const IoOp& prev, const IoOp& next) {
+  return prev.kind == next.kind && prev.offset + prev.length == next.offset &&
+         prev.buf + prev.length == next.buf && prev.length + next.length <= io_detail::kMaxTransfer;
+}
+
+// Fills `merged` and returns it, or returns `ops` untouched when nothing continues anything.
+std::span<IoOp> coalesce(std::span<IoOp> ops, std::vector<IoOp>& merged) {
+  size_t i = 1;
+  while (i < ops.size() && !continues(ops[i - 1], ops[i])) ++i;
+  if (i >= ops.size()) return ops;
+  merged.reserve(ops.size() - 1);
+  merged.assign(ops.begin(), ops.begin() + static_cast<std::ptrdiff_t>(i));
+  for (; i < ops.size(); ++i) {
+    if (continues(merged.back(), ops[i]))
+      merged.back().length += ops[i].length;
+    else
+      merged.push_back(ops[i]);
+  }
+  return merged;
+}
+
 class PooledIoEngine final : public IoEngine {
  public:
   // `pool` null: the pread/pwrite fallback for everything.
   PooledIoEngine(IoEngineOptions options, std::unique_ptr<io_detail::RingPool> pool)
       : options_(options), pool_(std::move(pool)) {}
 
-  Result<void> run(int fd, std::span<IoOp> ops) override {
+  Result<void> run(int fd, std::span<IoOp> caller_ops) override {
+    std::vector<IoOp> merged;
+    std::span<IoOp> ops = caller_ops.size() > 1 ? coalesce(caller_ops, merged) : caller_ops;
     if (ops.empty()) return {};
     if (!pool_ || (ops.size() == 1 && options_.direct_single_op))
       return io_detail::run_ops_sync(fd, ops);

@@ -36,6 +36,7 @@ class IoEngine {
   virtual ~IoEngine() = default;
 
   // Runs every op against fd; short reads past EOF are zero-filled, short writes are retried.
+  // Neighbouring ops that continue each other in the file and in memory are done as one.
   // Fails with the first op's host error (errno mapped to Errc) after all ops finished.
   // Thread-safe: concurrent callers each use their own ring.
   virtual Result<void> run(int fd, std::span<IoOp> ops) = 0;

@@ -209,13 +209,39 @@ TEST_P(IoEngineTest, Run_MoreOpsThanRingEntries_AllComplete) {
   FdCloser closer(fd);
   auto engine = make_engine(/*ring_entries=*/4);
 
+  // Backwards through the file, so that no op continues the one before it (which the engine
+  // would merge into one transfer).
   std::vector<std::byte> buf(kSize);
   std::vector<IoOp> ops;
-  for (size_t off = 0; off < kSize; off += 4096)
-    ops.push_back(IoOp{IoOp::Kind::Read, off, buf.data() + off, 4096});
+  for (size_t off = kSize; off > 0; off -= 4096)
+    ops.push_back(IoOp{IoOp::Kind::Read, off - 4096, buf.data() + off - 4096, 4096});
   ASSERT_EQ(ops.size(), 128u);
   ASSERT_TRUE(engine->run(fd, ops).ok());
   for (size_t j = 0; j < kSize; ++j) ASSERT_EQ(buf[j], pattern_at(j)) << j;
+}
+
+TEST_P(IoEngineTest, Run_OpsContinuingEachOther_GiveTheSameBytesAsSeparateOps) {
+  constexpr size_t kSize = 300000;
+  int fd = make_pattern_file(dir_.file("data"), kSize);
+  FdCloser closer(fd);
+  auto engine = make_engine();
+
+  // One buffer read by 64 KiB pieces in order (mergeable), running past EOF, then a write that
+  // continues the last read in the file but must not be merged with it.
+  std::vector<std::byte> buf(6 * 65536, std::byte{0xAA});
+  std::vector<IoOp> ops;
+  for (size_t i = 0; i < 6; ++i)
+    ops.push_back(IoOp{IoOp::Kind::Read, i * 65536, buf.data() + i * 65536, 65536});
+  std::vector<std::byte> out(100, std::byte{0x99});
+  ops.push_back(IoOp{IoOp::Kind::Write, 6 * 65536, out.data(), out.size()});
+  ASSERT_TRUE(engine->run(fd, ops).ok());
+  for (size_t j = 0; j < buf.size(); ++j)
+    ASSERT_EQ(buf[j], j < kSize ? pattern_at(j) : std::byte{0}) << j;
+  std::vector<std::byte> back(100);
+  ASSERT_EQ(::pread(fd, back.data(), 100, 6 * 65536), 100);
+  EXPECT_EQ(back, out);
+  EXPECT_EQ(ops.size(), 7u);  // the caller's ops are left as they were
+  EXPECT_EQ(ops[0].length, 65536u);
 }
 
 TEST_P(IoEngineTest, Run_EmptyBatchAndZeroLengthOps_Succeed) {
