@@ -146,6 +146,10 @@ void Filesystem::truncate_node(fuse_req_t req, Ino ino, uint64_t new_size, fuse_
   if (!node) return (void)fuse_reply_err(req, ENOENT);
   uint64_t old_size = node->size();
   if (new_size != old_size) {
+    // truncate(path) has no handle; ftruncate's handle may be read-only: ask the graph first,
+    // so a read-only node says EROFS/EACCES whatever its driver could do.
+    auto writer = graph_.open_handle(node, true);
+    if (!writer) return reply_error(req, writer.error(), "truncate", ino);
     if (new_size < old_size && !node->capabilities().truncate_shrink) {
       graph_.log().debug("truncate of node '{}' from {} down to {} refused", node->name(),
                          old_size, new_size);
@@ -153,9 +157,6 @@ void Filesystem::truncate_node(fuse_req_t req, Ino ino, uint64_t new_size, fuse_
     }
     if (new_size > old_size && !node->capabilities().truncate_grow)
       return (void)fuse_reply_err(req, EOPNOTSUPP);
-    // truncate(path) has no handle; ftruncate's handle may be read-only: ask the graph.
-    auto writer = graph_.open_handle(node, true);
-    if (!writer) return reply_error(req, writer.error(), "truncate", ino);
     if (auto r = writer->truncate(new_size); !r) return reply_error(req, r.error(), "truncate", ino);
     if (open_handle) open_handle->dirty.store(true);
     else if (auto r = writer->flush(); !r) return reply_error(req, r.error(), "truncate", ino);
