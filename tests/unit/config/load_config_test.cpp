@@ -2,6 +2,7 @@
 // line "FILE:LINE: problem" at the right line with the right words.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <sstream>
 
 #include "config/config.h"
@@ -176,6 +177,23 @@ TEST_F(LoadConfig, MissingConfigFile_SaysSo) {
   EXPECT_EQ(r.error().code, Errc::NotFound);
   EXPECT_EQ(r.error().message,
             path + ": cannot open the config file: No such file or directory");
+}
+
+TEST_F(LoadConfig, ShippedExample_IsValid) {
+  // examples/vm.yaml is documentation; it must stay a config that loads. Its images are made
+  // (empty: only their existence is checked) beside a copy of it.
+  std::ifstream in(std::string(CHAINFS_SOURCE_DIR) + "/examples/vm.yaml");
+  ASSERT_TRUE(in) << "examples/vm.yaml not found";
+  std::stringstream text;
+  text << in.rdbuf();
+  std::filesystem::create_directory(dir / "images");
+  for (const char* image : {"base.qcow2", "top.qcow2", "test.qcow2", "other.qcow2"})
+    dir.touch(std::string("images/") + image);
+  Result<Config> r = load(text.str());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->nodes.size(), 4u);
+  EXPECT_EQ(r->chains.size(), 2u);
+  EXPECT_EQ(r->images.size(), 1u);
 }
 
 // ---- syntax and keys ----------------------------------------------------------------------------
