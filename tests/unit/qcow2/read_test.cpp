@@ -9,7 +9,7 @@ namespace {
 
 using namespace qcow2_test;
 
-constexpr size_t kSize = 6 << 20;
+constexpr size_t kSize = 4 << 20;
 
 struct ReadVariant {
   const char* name;
