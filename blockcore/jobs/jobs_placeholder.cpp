@@ -1,2 +1,0 @@
-// placeholder: replaced as the layer grows
-namespace chainfs {}
