@@ -224,6 +224,9 @@ Result<void> Graph::resolve_relinks(const std::vector<Relink>& changes,
         if (!target) return make_error(Errc::Invalid, "relink: {}: no node", change.describe());
         for (Child* edge : subject->parent_edges_) {
           if (edge->role != ChildRole::Backing) continue;
+          // TO's own edge onto FROM stays: a snapshot puts TO above FROM and then moves FROM's
+          // other parents to TO.
+          if (edge->parent == target) continue;
           if (!detail::node_try_acquire(edge->parent)) continue;  // closing: leaves by itself
           edges.push_back({NodeRef::adopt(edge->parent), change.subject(), change.target()});
         }
@@ -243,6 +246,7 @@ Result<void> Graph::relink(std::vector<Relink> changes) {
   Result<void> outcome;
   std::vector<EdgeChange> edges;
   std::vector<ChainChange> chains;
+  CHAINFS_SYNC_POINT(sync_points_, "Graph::relink:begin");
   {
     std::lock_guard change(change_mutex_);
     CHAINFS_SYNC_POINT(sync_points_, "Graph::relink:locked");

@@ -14,8 +14,9 @@
 //   Relink::backing_to(top, node)
 //       TOP's backing becomes exactly `node` (nullptr: no backing). A stream without base.
 //   Relink::replace(from, to)
-//       every backing edge onto FROM, and every chain rooted at FROM, moves to TO, whoever the
-//       parents are at that moment. A commit uses it (FROM = its top, TO = its base).
+//       every backing edge onto FROM (but TO's own), and every chain rooted at FROM, moves to TO,
+//       whoever the parents are at that moment. A commit uses it (FROM = its top, TO = its base);
+//       so does a snapshot (FROM = the old node, TO = the overlay already backed by it).
 //
 // Every Relink holds strong references to the nodes it names, so nothing it will link can vanish
 // before it runs (the job keeps them; seed 002's use-after-free).
