@@ -38,12 +38,18 @@ using Op = FaultRule::Op;
 
 const char* op_name(Op op) {
   switch (op) {
-    case Op::Any: return "any";
-    case Op::Read: return "read";
-    case Op::Write: return "write";
-    case Op::Flush: return "flush";
-    case Op::Discard: return "discard";
-    case Op::WriteZeroes: return "write-zeroes";
+    case Op::Any:
+      return "any";
+    case Op::Read:
+      return "read";
+    case Op::Write:
+      return "write";
+    case Op::Flush:
+      return "flush";
+    case Op::Discard:
+      return "discard";
+    case Op::WriteZeroes:
+      return "write-zeroes";
   }
   return "?";
 }
@@ -209,8 +215,8 @@ Result<void> FaultDriver::submit(std::span<IoOp> ops) {
   std::vector<IoOp> survivors;  // built only once some op has failed
   for (size_t i = 0; i < ops.size(); ++i) {
     const IoOp& op = ops[i];
-    Verdict verdict = judge({op.kind == IoOp::Kind::Read ? Op::Read : Op::Write, op.offset,
-                             op.length});
+    Verdict verdict =
+        judge({op.kind == IoOp::Kind::Read ? Op::Read : Op::Write, op.offset, op.length});
     delay_ms = std::max(delay_ms, verdict.delay_ms);  // the ops of a batch run side by side
     if (verdict.error) {
       if (!first_error) {
@@ -229,6 +235,8 @@ Result<void> FaultDriver::submit(std::span<IoOp> ops) {
 
 }  // namespace
 
-std::unique_ptr<Driver> make_fault_driver() { return std::make_unique<FaultDriver>(); }
+std::unique_ptr<Driver> make_fault_driver() {
+  return std::make_unique<FaultDriver>();
+}
 
 }  // namespace chainfs

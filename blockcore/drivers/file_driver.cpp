@@ -44,7 +44,8 @@ Error open_error(const std::string& path, bool read_only, int err) {
     case EPERM:
       return make_error(Errc::Access, "cannot open '{}' for {}: permission denied", path, mode);
     case EROFS:
-      return make_error(Errc::ReadOnly, "cannot open '{}' for writing: read-only file system", path);
+      return make_error(Errc::ReadOnly, "cannot open '{}' for writing: read-only file system",
+                        path);
     case EISDIR:
       return make_error(Errc::Invalid, "cannot open '{}': it is a directory", path);
     case ELOOP:
@@ -67,7 +68,9 @@ int fallocate_range(int fd, int mode, uint64_t offset, uint64_t length) {
   }
 }
 
-bool is_refusal(int err) { return err == EOPNOTSUPP || err == ENOSYS; }
+bool is_refusal(int err) {
+  return err == EOPNOTSUPP || err == ENOSYS;
+}
 
 class FileDriver final : public Driver {
  public:
@@ -106,8 +109,7 @@ class FileDriver final : public Driver {
     return error;
   }
   Error host_error(const char* what, int err) const {
-    return make_error(errc_from_errno(err), "'{}': {} failed: {}", path_, what,
-                      std::strerror(err));
+    return make_error(errc_from_errno(err), "'{}': {} failed: {}", path_, what, std::strerror(err));
   }
   Result<void> refuse_if_read_only(const char* op) const {
     if (read_only_) return make_error(Errc::ReadOnly, "'{}' is open read-only: no {}", path_, op);
@@ -115,8 +117,7 @@ class FileDriver final : public Driver {
   }
   void grew_to(uint64_t end) {
     uint64_t current = size_.load(std::memory_order_relaxed);
-    while (end > current &&
-           !size_.compare_exchange_weak(current, end, std::memory_order_acq_rel)) {
+    while (end > current && !size_.compare_exchange_weak(current, end, std::memory_order_acq_rel)) {
     }
   }
   void mark_dirty() {
@@ -364,6 +365,8 @@ Result<uint64_t> FileDriver::allocated_bytes() {
 
 }  // namespace
 
-std::unique_ptr<Driver> make_file_driver() { return std::make_unique<FileDriver>(); }
+std::unique_ptr<Driver> make_file_driver() {
+  return std::make_unique<FileDriver>();
+}
 
 }  // namespace chainfs

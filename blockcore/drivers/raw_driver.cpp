@@ -80,6 +80,8 @@ class RawDriver final : public Driver {
 
 }  // namespace
 
-std::unique_ptr<Driver> make_raw_driver() { return std::make_unique<RawDriver>(); }
+std::unique_ptr<Driver> make_raw_driver() {
+  return std::make_unique<RawDriver>();
+}
 
 }  // namespace chainfs

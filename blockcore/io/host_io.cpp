@@ -26,7 +26,7 @@ int run_op_sync(int fd, const IoOp& op) {
       return errno;
     }
     if (n == 0) {
-      if (op.kind == IoOp::Kind::Write) return EIO;  // no progress and no error: do not spin
+      if (op.kind == IoOp::Kind::Write) return EIO;     // no progress and no error: do not spin
       std::memset(op.buf + done, 0, op.length - done);  // past EOF reads as zeros
       return 0;
     }

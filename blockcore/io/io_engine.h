@@ -1,8 +1,8 @@
 // IoEngine: host I/O for protocol drivers. Batches of reads/writes on one fd are submitted together
 // through io_uring (one submission for all the host I/Os of one guest request) and the call returns
-// when all completed. Rings are pooled so that concurrent callers (FUSE threads, jobs) each use their
-// own ring without a lock around the I/O. If io_uring cannot be set up, a pread/pwrite fallback does
-// the same work and the engine says so once in the log.
+// when all completed. Rings are pooled so that concurrent callers (FUSE threads, jobs) each use
+// their own ring without a lock around the I/O. If io_uring cannot be set up, a pread/pwrite
+// fallback does the same work and the engine says so once in the log.
 //
 // One engine per Graph (no global state); it outlives every node of the graph.
 #pragma once
@@ -18,8 +18,8 @@
 namespace chainfs {
 
 struct IoEngineOptions {
-  unsigned ring_entries = 64;  // submission queue size of each ring
-  bool force_fallback = false; // tests: use pread/pwrite even where io_uring works
+  unsigned ring_entries = 64;   // submission queue size of each ring
+  bool force_fallback = false;  // tests: use pread/pwrite even where io_uring works
   // Rings are created on demand, one per concurrent caller, up to this many; further callers wait
   // for a ring to come back (they hold one only for the duration of a run()).
   unsigned max_rings = 64;

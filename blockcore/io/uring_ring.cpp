@@ -37,7 +37,9 @@ Result<std::unique_ptr<UringRing>> UringRing::create(unsigned entries) {
   return ring;
 }
 
-UringRing::~UringRing() { io_uring_queue_exit(&ring_); }
+UringRing::~UringRing() {
+  io_uring_queue_exit(&ring_);
+}
 
 void UringRing::queue(int fd, const IoOp& op, size_t index) {
   // Never null: at most entries_ ops are in flight and every queued SQE was handed to the kernel
@@ -90,7 +92,7 @@ Result<void> UringRing::run(int fd, std::span<IoOp> ops) {
 
     int rc = io_uring_submit_and_wait(&ring_, in_flight);
     if (rc < 0) {
-      if (rc == -EINTR) continue;  // queued SQEs stay queued; the next enter takes them
+      if (rc == -EINTR) continue;           // queued SQEs stay queued; the next enter takes them
       if (rc == -EAGAIN || rc == -EBUSY) {  // kernel short of resources for a moment
         sched_yield();
         continue;

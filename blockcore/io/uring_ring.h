@@ -82,7 +82,7 @@ class RingPool {
   void give_back(std::unique_ptr<UringRing> ring);
 
   const unsigned entries_;
-  std::mutex mutex_;  // leaf lock: guards everything below
+  std::mutex mutex_;   // leaf lock: guards everything below
   unsigned ring_cap_;  // max_rings, lowered to what exists once the host refuses a new ring
   std::condition_variable ring_returned_;
   std::vector<std::unique_ptr<UringRing>> free_;

@@ -67,9 +67,12 @@ inline std::vector<std::byte> host_bytes(const std::string& path, uint64_t offse
   return out;
 }
 
-inline uint64_t host_size(const std::string& path) { return std::filesystem::file_size(path); }
+inline uint64_t host_size(const std::string& path) {
+  return std::filesystem::file_size(path);
+}
 
-inline NodeSpec file_spec(const std::string& name, const std::string& path, bool read_only = false) {
+inline NodeSpec file_spec(const std::string& name, const std::string& path,
+                          bool read_only = false) {
   NodeSpec spec;
   spec.name = name;
   spec.driver = "file";
@@ -104,18 +107,18 @@ T must(Result<T> result) {
   return std::move(result).value();
 }
 
-#define EXPECT_OK(expr)                                                                     \
-  do {                                                                                      \
-    auto expect_ok_result_ = (expr);                                                        \
-    EXPECT_TRUE(expect_ok_result_.ok())                                                     \
-        << errno_name(expect_ok_result_.error().code) << ": " << expect_ok_result_.error().message; \
+#define EXPECT_OK(expr)                                                                       \
+  do {                                                                                        \
+    auto expect_ok_result_ = (expr);                                                          \
+    EXPECT_TRUE(expect_ok_result_.ok()) << errno_name(expect_ok_result_.error().code) << ": " \
+                                        << expect_ok_result_.error().message;                 \
   } while (0)
 
-#define ASSERT_OK(expr)                                                                     \
-  do {                                                                                      \
-    auto assert_ok_result_ = (expr);                                                        \
-    ASSERT_TRUE(assert_ok_result_.ok())                                                     \
-        << errno_name(assert_ok_result_.error().code) << ": " << assert_ok_result_.error().message; \
+#define ASSERT_OK(expr)                                                                       \
+  do {                                                                                        \
+    auto assert_ok_result_ = (expr);                                                          \
+    ASSERT_TRUE(assert_ok_result_.ok()) << errno_name(assert_ok_result_.error().code) << ": " \
+                                        << assert_ok_result_.error().message;                 \
   } while (0)
 
 }  // namespace chainfs::testing_util

@@ -98,9 +98,9 @@ TEST_F(FaultDriverTest, OpMatching_ReadRuleLeavesWritesAloneAndAnyHitsEveryDataC
 }
 
 TEST_F(FaultDriverTest, OffsetMatching_OnlyRequestsOverlappingTheRangeFail) {
-  NodeRef node = flaky({FaultRule{.op = Op::Read, .offset = 524288, .length = 512,
-                                  .error = Errc::Io},
-                        FaultRule{.op = Op::Write, .offset = 1000, .error = Errc::Io}});
+  NodeRef node =
+      flaky({FaultRule{.op = Op::Read, .offset = 524288, .length = 512, .error = Errc::Io},
+             FaultRule{.op = Op::Write, .offset = 1000, .error = Errc::Io}});
   EXPECT_OK(read(*node, 0, 4096));
   EXPECT_OK(read(*node, 524288 - 4096, 4096));          // ends where the range starts
   EXPECT_FALSE(read(*node, 524288 - 4096, 4097).ok());  // one byte into it
@@ -125,8 +125,7 @@ TEST_F(FaultDriverTest, Delay_SlowsMatchingRequestsByAtLeastTheDelay) {
 }
 
 TEST_F(FaultDriverTest, DelayThenError_FailsOnlyAfterTheDelay) {
-  NodeRef node = flaky({FaultRule{.op = Op::Flush, .error = Errc::Io, .delay_ms = 40,
-                                  .count = 1}});
+  NodeRef node = flaky({FaultRule{.op = Op::Flush, .error = Errc::Io, .delay_ms = 40, .count = 1}});
   auto start = Clock::now();
   EXPECT_FALSE(node->flush().ok());
   EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(40));
@@ -134,15 +133,15 @@ TEST_F(FaultDriverTest, DelayThenError_FailsOnlyAfterTheDelay) {
 }
 
 TEST_F(FaultDriverTest, Submit_FailsTheMatchingOpAndStillDoesTheOthers) {
-  NodeRef node = flaky({FaultRule{.op = Op::Write, .offset = 8192, .length = 4096,
-                                  .error = Errc::Io}});
+  NodeRef node =
+      flaky({FaultRule{.op = Op::Write, .offset = 8192, .length = 4096, .error = Errc::Io}});
   std::vector<std::byte> ok_data(4096, std::byte{0x61}), bad_data(4096, std::byte{0x62});
   IoOp ops[] = {{IoOp::Kind::Write, 0, ok_data.data(), 4096},
                 {IoOp::Kind::Write, 8192, bad_data.data(), 4096}};
   auto result = node->submit(ops);
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.error().code, Errc::Io);
-  EXPECT_EQ(host_bytes(path_, 0, 4096), ok_data);             // forwarded
+  EXPECT_EQ(host_bytes(path_, 0, 4096), ok_data);                 // forwarded
   EXPECT_EQ(host_bytes(path_, 8192, 4096), pattern(8192, 4096));  // never reached the file
 }
 

@@ -268,10 +268,10 @@ TEST_P(FileDriverTest, WritableNode_ReportsItsCapabilities) {
   EXPECT_EQ(node->filename(), path);
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, FileDriverTest, testing::Values(false, true),
-                         [](const testing::TestParamInfo<bool>& info) {
-                           return info.param ? "Fallback" : "IoUring";
-                         });
+std::string engine_name(const testing::TestParamInfo<bool>& param) {
+  return param.param ? "Fallback" : "IoUring";
+}
+INSTANTIATE_TEST_SUITE_P(Engines, FileDriverTest, testing::Values(false, true), engine_name);
 
 }  // namespace
 }  // namespace chainfs

@@ -72,9 +72,12 @@ enum class Mode { Uring, UringEvenSingleOps, Fallback };
 
 std::string mode_name(const testing::TestParamInfo<Mode>& info) {
   switch (info.param) {
-    case Mode::Uring: return "Uring";
-    case Mode::UringEvenSingleOps: return "UringEvenSingleOps";
-    case Mode::Fallback: return "Fallback";
+    case Mode::Uring:
+      return "Uring";
+    case Mode::UringEvenSingleOps:
+      return "UringEvenSingleOps";
+    case Mode::Fallback:
+      return "Fallback";
   }
   return "?";
 }
@@ -194,8 +197,9 @@ TEST_P(IoEngineTest, Run_WriteOnReadOnlyFd_FailsAfterTheOtherOpsFinished) {
 
 TEST_P(IoEngineTest, Run_BadFd_FailsForEveryOp) {
   auto engine = make_engine();
-  std::vector<std::byte> a(512), b(512);
-  IoOp ops[] = {{IoOp::Kind::Read, 0, a.data(), a.size()}, {IoOp::Kind::Read, 512, b.data(), 512}};
+  std::vector<std::byte> buf(2048);  // a gap between the two reads: they must not be merged
+  IoOp ops[] = {{IoOp::Kind::Read, 0, buf.data(), 512},
+                {IoOp::Kind::Read, 512, buf.data() + 1024, 512}};
   auto batch = engine->run(-1, ops);
   ASSERT_FALSE(batch.ok());
   EXPECT_NE(batch.error().message.find("read of 512 bytes at offset 0 "), std::string::npos)
@@ -273,9 +277,11 @@ TEST_P(IoEngineTest, Run_EightThreadsConcurrently_EachSeesItsOwnWrites) {
         for (size_t j = 0; j < kRegion; ++j)
           out[j] = static_cast<std::byte>((j + static_cast<size_t>(t) * 31 + round) & 0xff);
         std::vector<IoOp> writes, reads;
-        for (size_t off = 0; off < kRegion; off += 16384) {  // 4 ops per batch
-          writes.push_back(IoOp{IoOp::Kind::Write, base + off, out.data() + off, 16384});
-          reads.push_back(IoOp{IoOp::Kind::Read, base + off, in.data() + off, 16384});
+        for (size_t off = kRegion; off > 0; off -= 16384) {  // 4 ops per batch, none mergeable
+          writes.push_back(
+              IoOp{IoOp::Kind::Write, base + off - 16384, out.data() + off - 16384, 16384});
+          reads.push_back(
+              IoOp{IoOp::Kind::Read, base + off - 16384, in.data() + off - 16384, 16384});
         }
         if (!engine->run(fd, writes).ok() || !engine->run(fd, reads).ok() || in != out)
           failures.fetch_add(1);
