@@ -41,10 +41,8 @@ Result<std::pair<uint64_t, std::string>> probe_backing(const std::string& path) 
   const int stat_rc = ::fstat(fd, &st);
   ::close(fd);
   if (stat_rc != 0) return errno_error(errno, fmt::format("backing file '{}'", path));
-  if (got == static_cast<ssize_t>(sizeof header) && load_be32(header) == kMagic) {
-    CHAINFS_ASSIGN_OR_RETURN(Header h, parse_fixed_header(header));
-    return std::make_pair(h.size, std::string("qcow2"));
-  }
+  if (got == static_cast<ssize_t>(sizeof header) && load_be32(header) == kMagic)
+    return std::make_pair(load_be64(header + 24), std::string("qcow2"));
   return std::make_pair(static_cast<uint64_t>(st.st_size), std::string("raw"));
 }
 
@@ -114,19 +112,16 @@ Result<std::vector<std::byte>> build_image(const Qcow2CreateOptions& o, uint64_t
     h.backing_file = o.backing_file;
     h.backing_format = backing_format;
   }
-  h.extensions = feature_table();
-  auto header = serialize_header_cluster(h);
-  if (!header.ok()) {  // small clusters: drop the optional feature names, as qemu-img does
-    h.extensions.clear();
-    header = serialize_header_cluster(h);
-  }
-  if (!header.ok()) return header.take_error();
+  // The feature names are optional; like qemu-img, leave them out with clusters of 4 KiB or less,
+  // where they would crowd out the backing file name.
+  if (cs > 4096) h.extensions = feature_table();
+  CHAINFS_ASSIGN_OR_RETURN(std::vector<std::byte> header, serialize_header_cluster(h));
 
   // The file ends right after the L1 entries when the L1 is the last thing in it.
   const uint64_t file_length =
       blocks == 1 ? l1_start * cs + l1_entries * 8 : used * cs;
   std::vector<std::byte> image(std::max(file_length, l1_start * cs));
-  std::copy(header->begin(), header->end(), image.begin());
+  std::copy(header.begin(), header.end(), image.begin());
   auto block_cluster = [&](uint64_t j) { return j == 0 ? first_block : l1_start + l1_clusters + j - 1; };
   for (uint64_t j = 0; j < blocks; ++j) {
     store_be64(image.data() + cs + j * 8, block_cluster(j) * cs);
@@ -187,6 +182,7 @@ Result<void> qcow2_create(const Qcow2CreateOptions& o) {
   if (size > kMaxVirtualSize)
     return make_error(Errc::TooLarge, "virtual size {} is larger than the limit {}", size,
                       kMaxVirtualSize);
+  size = (size + 511) / 512 * 512;  // whole sectors, as qemu-img rounds it
   CHAINFS_ASSIGN_OR_RETURN(std::vector<std::byte> image, build_image(o, size, backing_format));
 
   std::string temp = (folder / ("." + target.filename().string() + ".XXXXXX")).string();

@@ -83,7 +83,7 @@ TEST(Qcow2Read, BackingChain_RelativeAndAbsoluteNames_MatchQemuConvert) {
            dir.file("mid.qcow2") + "'");
   must_run("qemu-img create -f qcow2 -b '" + dir.file("mid.qcow2") + "' -F qcow2 '" +
            dir.file("top.qcow2") + "'");
-  must_run("qemu-io -f qcow2 -c 'write -P 0x22 65000 10' -c 'discard 4M 1M' '" +
+  must_run("qemu-io -f qcow2 -c 'write -P 0x22 65000 10' -c 'discard 3M 512k' '" +
            dir.file("top.qcow2") + "'");
   expect_same_as_qemu(dir.file("top.qcow2"), dir.path());
 }
