@@ -19,7 +19,9 @@ namespace chainfs {
 
 namespace {
 
-bool follows_header(const NodeSpec& spec) { return spec.driver == "qcow2" && !spec.backing; }
+bool follows_header(const NodeSpec& spec) {
+  return spec.driver == "qcow2" && !spec.backing;
+}
 
 std::vector<std::string> dependencies(const NodeSpec& spec) {
   std::vector<std::string> deps;

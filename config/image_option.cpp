@@ -60,8 +60,9 @@ Result<ImageSpec> parse_image_option(std::string_view text) {
       else if (*value == "off")
         spec.read_only = false;
       else
-        return make_error(Errc::Invalid, "--image '{}': read-only takes no value, or on|off, not '{}'",
-                          text, *value);
+        return make_error(Errc::Invalid,
+                          "--image '{}': read-only takes no value, or on|off, not '{}'", text,
+                          *value);
       continue;
     }
     if (!value || value->empty())

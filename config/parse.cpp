@@ -28,8 +28,8 @@ const std::vector<std::string_view> kNodeKeys = {"name",    "driver", "file", "r
                                                  "backing", "child",  "rules"};
 const std::vector<std::string_view> kChainKeys = {"name", "node"};
 const std::vector<std::string_view> kImageKeys = {"path", "chain", "name", "read-only"};
-const std::vector<std::string_view> kRuleKeys = {"op",      "offset",   "length",
-                                                 "errno",   "delay-ms", "count"};
+const std::vector<std::string_view> kRuleKeys = {"op",    "offset",   "length",
+                                                 "errno", "delay-ms", "count"};
 const std::vector<std::string_view> kLogLevels = {"trace", "debug", "info", "warn", "error"};
 const std::vector<std::string_view> kDrivers = {"qcow2", "raw", "fault"};
 
@@ -77,11 +77,16 @@ int line_of(const YAML::Node& node, int fallback) {
 
 const char* kind_of(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Null: return "null";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Undefined: break;
+    case YAML::NodeType::Null:
+      return "null";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Undefined:
+      break;
   }
   return "nothing";
 }
@@ -116,8 +121,8 @@ std::vector<Entry> read_entries(const YAML::Node& map, const std::vector<std::st
       problems.add(line, context, fmt::format("unknown {} '{}'{}", what, name, hint));
       continue;
     }
-    auto earlier = std::find_if(entries.begin(), entries.end(),
-                                [&](const Entry& e) { return e.key == name; });
+    auto earlier =
+        std::find_if(entries.begin(), entries.end(), [&](const Entry& e) { return e.key == name; });
     if (earlier != entries.end()) {
       problems.add(line, context,
                    fmt::format("key '{}' is given twice (first at line {})", name, earlier->line));
@@ -145,8 +150,7 @@ std::optional<std::string> read_string(const Entry& e, std::string_view context,
 }
 
 // A string that names a node or chain.
-std::optional<std::string> read_name(const Entry& e, std::string_view context,
-                                     Problems& problems) {
+std::optional<std::string> read_name(const Entry& e, std::string_view context, Problems& problems) {
   std::optional<std::string> name = read_string(e, context, problems);
   if (!name) return std::nullopt;
   if (auto why = invalid_name_reason(*name)) {
@@ -197,9 +201,9 @@ std::optional<uint64_t> read_number(const Entry& e, uint64_t min, uint64_t max,
 
 std::optional<uint64_t> read_size(const Entry& e, std::string_view context, Problems& problems) {
   if (!e.value.IsScalar()) {
-    problems.add(e.line, context,
-                 fmt::format("'{}' must be a size such as 4096 or 64K, not {}", e.key,
-                             kind_of(e.value)));
+    problems.add(
+        e.line, context,
+        fmt::format("'{}' must be a size such as 4096 or 64K, not {}", e.key, kind_of(e.value)));
     return std::nullopt;
   }
   Result<uint64_t> size = parse_size(e.value.Scalar());
@@ -263,14 +267,14 @@ std::string scalar_of(const YAML::Node& map, std::string_view key) {
 std::string item_context(std::string_view kind, const YAML::Node& item, std::string_view key,
                          size_t index) {
   std::string name = scalar_of(item, key);
-  return name.empty() ? fmt::format("{} #{}", kind, index + 1)
-                      : fmt::format("{} '{}'", kind, name);
+  return name.empty() ? fmt::format("{} #{}", kind, index + 1) : fmt::format("{} '{}'", kind, name);
 }
 
 bool is_mapping_item(const YAML::Node& item, int line, std::string_view context,
                      std::string_view example, Problems& problems) {
   if (item.IsMap()) return true;
-  problems.add(line, context, fmt::format("must be a mapping ({}), not {}", example, kind_of(item)));
+  problems.add(line, context,
+               fmt::format("must be a mapping ({}), not {}", example, kind_of(item)));
   return false;
 }
 
@@ -304,8 +308,7 @@ std::optional<FaultRule> parse_rule(const YAML::Node& item, int line, std::strin
       keep(read_number(e, 0, std::numeric_limits<uint32_t>::max(), context, problems),
            rule.delay_ms);
     } else if (e.key == "count") {
-      keep(read_number(e, 1, std::numeric_limits<uint32_t>::max(), context, problems),
-           rule.count);
+      keep(read_number(e, 1, std::numeric_limits<uint32_t>::max(), context, problems), rule.count);
     }
   }
   if (!ok) return std::nullopt;
@@ -410,9 +413,9 @@ void parse_node(const YAML::Node& item, size_t index, ParsedConfig& parsed, Prob
   }
   if (source.known_driver) {
     if ((spec.driver == "qcow2" || spec.driver == "raw") && !find_entry(entries, "file"))
-      problems.add(line, context,
-                   fmt::format("missing required key 'file' (the image a {} node reads)",
-                               spec.driver));
+      problems.add(
+          line, context,
+          fmt::format("missing required key 'file' (the image a {} node reads)", spec.driver));
     if (spec.driver == "fault" && !find_entry(entries, "child"))
       problems.add(line, context,
                    "missing required key 'child' (the node the fault filter forwards to)");
@@ -522,7 +525,9 @@ void parse_document(const YAML::Node& root, ParsedConfig& parsed, Problems& prob
 
 }  // namespace
 
-std::string image_stem(const std::string& path) { return fs::path(path).stem().string(); }
+std::string image_stem(const std::string& path) {
+  return fs::path(path).stem().string();
+}
 
 void parse_config_text(std::string_view text, ParsedConfig& parsed, Problems& problems) {
   try {

@@ -15,7 +15,7 @@ namespace chainfs::config_detail {
 
 // Lines are 1-based; 0 means the key was not given.
 struct NodeSource {
-  std::string context;    // "node 'base'" or "node #3" (no name), for messages
+  std::string context;  // "node 'base'" or "node #3" (no name), for messages
   int name_line = 0;
   int file_line = 0;
   int backing_line = 0;
@@ -40,10 +40,10 @@ struct ImageSource {
 
 struct ParsedConfig {
   Config config;
-  std::filesystem::path base_dir;     // relative paths in the file are relative to this
-  std::vector<NodeSource> nodes;      // parallel to config.nodes
-  std::vector<ChainSource> chains;    // parallel to config.chains
-  std::vector<ImageSource> images;    // parallel to config.images
+  std::filesystem::path base_dir;   // relative paths in the file are relative to this
+  std::vector<NodeSource> nodes;    // parallel to config.nodes
+  std::vector<ChainSource> chains;  // parallel to config.chains
+  std::vector<ImageSource> images;  // parallel to config.images
 };
 
 // Syntax, keys, types and the checks within one item. Items are kept even when they have

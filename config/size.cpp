@@ -6,7 +6,9 @@ namespace chainfs {
 
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 // The multiplier of a suffix (its letter and an optional "B" or "iB"), or 0 if not a suffix.
 uint64_t suffix_multiplier(std::string_view suffix) {
@@ -14,11 +16,16 @@ uint64_t suffix_multiplier(std::string_view suffix) {
   std::string_view rest = suffix.substr(1);
   if (!(rest.empty() || rest == "B" || rest == "iB")) return 0;
   switch (std::toupper(static_cast<unsigned char>(suffix[0]))) {
-    case 'K': return uint64_t{1} << 10;
-    case 'M': return uint64_t{1} << 20;
-    case 'G': return uint64_t{1} << 30;
-    case 'T': return uint64_t{1} << 40;
-    default: return 0;
+    case 'K':
+      return uint64_t{1} << 10;
+    case 'M':
+      return uint64_t{1} << 20;
+    case 'G':
+      return uint64_t{1} << 30;
+    case 'T':
+      return uint64_t{1} << 40;
+    default:
+      return 0;
   }
 }
 
@@ -38,8 +45,8 @@ Result<uint64_t> parse_size(std::string_view text) {
       return make_error(Errc::Invalid, "invalid size '{}': no digits after the '.'", text);
   }
   if (whole.empty())
-    return make_error(Errc::Invalid, "invalid size '{}': expected a number such as 4096, 64K or 1.5G",
-                      text);
+    return make_error(Errc::Invalid,
+                      "invalid size '{}': expected a number such as 4096, 64K or 1.5G", text);
   std::string_view suffix = text.substr(pos);
   uint64_t multiplier = suffix_multiplier(suffix);
   if (multiplier == 0)

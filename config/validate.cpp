@@ -18,7 +18,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool is_format(const NodeSpec& spec) { return spec.driver == "qcow2" || spec.driver == "raw"; }
+bool is_format(const NodeSpec& spec) {
+  return spec.driver == "qcow2" || spec.driver == "raw";
+}
 
 struct NameClaim {
   std::string owner;  // "node 'base'", "the protocol node of node 'base'", "image '/x.qcow2'"
@@ -105,10 +107,10 @@ void check_references(const ParsedConfig& parsed, Problems& problems) {
   auto check = [&](const std::string& ref, std::string_view key, const std::string& context,
                    int line) {
     if (ref.empty() || index.count(ref)) return;
-    std::string hint = ref.size() > 5 && ref.ends_with(".file") &&
-                               index.count(ref.substr(0, ref.size() - 5))
-                           ? " (protocol nodes cannot be referenced in the config)"
-                           : did_you_mean(ref, names);
+    std::string hint =
+        ref.size() > 5 && ref.ends_with(".file") && index.count(ref.substr(0, ref.size() - 5))
+            ? " (protocol nodes cannot be referenced in the config)"
+            : did_you_mean(ref, names);
     problems.add(line, context,
                  fmt::format("{} '{}' is not a node declared in 'nodes:'{}", key, ref, hint));
   };

@@ -240,8 +240,9 @@ images:
 
 TEST_F(BuildGraph, SameConfig_BuildsTwoIndependentGraphs) {
   raw_image("a.img", 'a');
-  Config config = load("nodes:\n  - {name: a, driver: raw, file: a.img, read-only: true}\n"
-                       "chains:\n  - {name: vm, node: a}\n");
+  Config config = load(
+      "nodes:\n  - {name: a, driver: raw, file: a.img, read-only: true}\n"
+      "chains:\n  - {name: vm, node: a}\n");
   Graph first, second;
   ASSERT_TRUE(build_graph(first, config).ok());
   ASSERT_TRUE(build_graph(second, config).ok());

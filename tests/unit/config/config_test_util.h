@@ -16,7 +16,8 @@ namespace chainfs::testing {
 class TempDir {
  public:
   TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "chainfs-config-XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "chainfs-config-XXXXXX").string();
     if (char* made = mkdtemp(pattern.data())) path_ = made;
   }
   ~TempDir() {

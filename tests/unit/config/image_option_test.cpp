@@ -46,25 +46,30 @@ TEST(ParseImageOption, DoubledComma_IsACommaInThePath) {
 
 TEST(ParseImageOption, Mistakes_AreRefusedWithTheReason) {
   EXPECT_EQ(error_of(""), "--image '': the image path comes first and is missing");
-  EXPECT_EQ(error_of(",chain=vm"), "--image ',chain=vm': the image path comes first and is missing");
+  EXPECT_EQ(error_of(",chain=vm"),
+            "--image ',chain=vm': the image path comes first and is missing");
   EXPECT_EQ(error_of("a.qcow2,chian=vm"),
             "--image 'a.qcow2,chian=vm': unknown option 'chian' (did you mean 'chain'?)");
-  EXPECT_EQ(error_of("a.qcow2,format=raw"),
-            "--image 'a.qcow2,format=raw': unknown option 'format' (known: chain, name, read-only)");
+  EXPECT_EQ(
+      error_of("a.qcow2,format=raw"),
+      "--image 'a.qcow2,format=raw': unknown option 'format' (known: chain, name, read-only)");
   EXPECT_EQ(error_of("a.qcow2,chain=x,chain=y"),
             "--image 'a.qcow2,chain=x,chain=y': option 'chain' is given twice");
   EXPECT_EQ(error_of("a.qcow2,chain"),
             "--image 'a.qcow2,chain': option 'chain' needs a value (chain=NAME)");
-  EXPECT_EQ(error_of("a.qcow2,name="), "--image 'a.qcow2,name=': option 'name' needs a value (name=NAME)");
+  EXPECT_EQ(error_of("a.qcow2,name="),
+            "--image 'a.qcow2,name=': option 'name' needs a value (name=NAME)");
   EXPECT_EQ(error_of("a.qcow2,"), "--image 'a.qcow2,': empty option (a stray ',')");
   EXPECT_EQ(error_of("a.qcow2,read-only=yes"),
             "--image 'a.qcow2,read-only=yes': read-only takes no value, or on|off, not 'yes'");
   EXPECT_EQ(error_of("a.qcow2,name=a/b"),
             "--image 'a.qcow2,name=a/b': name: name 'a/b' contains '/' (names are file names and "
             "control-file words)");
-  EXPECT_EQ(error_of("a.qcow2,chain=.."), "--image 'a.qcow2,chain=..': chain: '..' cannot be used as a name");
-  EXPECT_EQ(error_of("a.qcow2,chain=a b"),
-            "--image 'a.qcow2,chain=a b': chain: name 'a b' contains whitespace or a control character");
+  EXPECT_EQ(error_of("a.qcow2,chain=.."),
+            "--image 'a.qcow2,chain=..': chain: '..' cannot be used as a name");
+  EXPECT_EQ(
+      error_of("a.qcow2,chain=a b"),
+      "--image 'a.qcow2,chain=a b': chain: name 'a b' contains whitespace or a control character");
 }
 
 }  // namespace

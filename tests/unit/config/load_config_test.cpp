@@ -129,7 +129,7 @@ TEST_F(LoadConfig, GoodConfig_ParsesIntoExactStructures) {
   EXPECT_EQ(top.backing, std::optional<std::string>("base-flaky"));
 
   EXPECT_EQ(c.nodes[3].spec.driver, "raw");
-  EXPECT_EQ(c.nodes[3].spec.file, dir / "solo.img");  // "./" normalized away
+  EXPECT_EQ(c.nodes[3].spec.file, dir / "solo.img");                   // "./" normalized away
   EXPECT_EQ(c.nodes[4].spec.backing, std::optional<std::string>(""));  // null = no backing
 
   ASSERT_EQ(c.chains.size(), 1u);
@@ -175,8 +175,7 @@ TEST_F(LoadConfig, MissingConfigFile_SaysSo) {
   Result<Config> r = load_config(path);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::NotFound);
-  EXPECT_EQ(r.error().message,
-            path + ": cannot open the config file: No such file or directory");
+  EXPECT_EQ(r.error().message, path + ": cannot open the config file: No such file or directory");
 }
 
 TEST_F(LoadConfig, ShippedExample_IsValid) {
@@ -246,7 +245,8 @@ TEST_F(LoadConfig, KeyGivenTwice_IsRefused) {
 TEST_F(LoadConfig, WrongTypes_NameTheKeyAndWhatWasGiven) {
   EXPECT_EQ(problems("threads: many\n"),
             "1: 'threads' must be a whole number from 0 to 1024, not 'many'");
-  EXPECT_EQ(problems("threads: -1\n"), "1: 'threads' must be a whole number from 0 to 1024, not '-1'");
+  EXPECT_EQ(problems("threads: -1\n"),
+            "1: 'threads' must be a whole number from 0 to 1024, not '-1'");
   EXPECT_EQ(problems("threads: 5000\n"),
             "1: 'threads' must be a whole number from 0 to 1024, not '5000'");
   EXPECT_EQ(problems("log-level: [info]\n"), "1: 'log-level' must be a string, not a list");
@@ -355,7 +355,8 @@ TEST_F(LoadConfig, MissingImageFile_IsReportedWithWhereItLooked) {
   Result<Config> r = load("nodes:\n  - name: a\n    driver: qcow2\n    file: gone.qcow2\n");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::NotFound);
-  EXPECT_EQ(r.error().message, file + ":4: node 'a': file 'gone.qcow2' does not exist (looked for " +
+  EXPECT_EQ(r.error().message, file +
+                                   ":4: node 'a': file 'gone.qcow2' does not exist (looked for " +
                                    (dir / "gone.qcow2") + ")");
   std::string absolute = dir / "gone.qcow2";
   EXPECT_EQ(problems("nodes:\n  - name: a\n    driver: qcow2\n    file: " + absolute + "\n"),
@@ -463,7 +464,8 @@ TEST_F(LoadConfig, BackingCycles_AreRefusedOnceWithTheirPath) {
 
 std::string rule_config(const std::string& rule) {
   return "nodes:\n  - {name: a, driver: raw, file: solo.img}\n  - name: f\n    driver: fault\n"
-         "    child: a\n    rules:\n      - " + rule + "\n";
+         "    child: a\n    rules:\n      - " +
+         rule + "\n";
 }
 
 TEST_F(LoadConfig, InvalidRuleFields_AreRefused) {
@@ -486,8 +488,9 @@ TEST_F(LoadConfig, InvalidRuleFields_AreRefused) {
             "'1.5'");
   EXPECT_EQ(problems(rule_config("{op: read}")),
             "7: node 'f' rule #1: the rule does nothing: give 'errno', 'delay-ms' or both");
-  EXPECT_EQ(problems(rule_config("{op: read, errno: EIO, offset: 18446744073709551615, length: 2}")),
-            "7: node 'f' rule #1: 'offset' + 'length' is past the largest possible offset");
+  EXPECT_EQ(
+      problems(rule_config("{op: read, errno: EIO, offset: 18446744073709551615, length: 2}")),
+      "7: node 'f' rule #1: 'offset' + 'length' is past the largest possible offset");
   EXPECT_EQ(problems(rule_config("{op: read, errno: EIO, when: now}")),
             "7: node 'f' rule #1: unknown key 'when' (known keys: op, offset, length, errno, "
             "delay-ms, count)");

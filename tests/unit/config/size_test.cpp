@@ -39,7 +39,7 @@ TEST(ParseSize, Suffixes_ArePowersOf1024InEitherCase) {
 TEST(ParseSize, FractionWithSuffix_RoundsDownToWholeBytes) {
   EXPECT_EQ(size_of("1.5G"), 3ull << 29);
   EXPECT_EQ(size_of("0.5K"), 512u);
-  EXPECT_EQ(size_of("412.3M"), 432327884u);  // 432327884.8 rounded down
+  EXPECT_EQ(size_of("412.3M"), 432327884u);   // 432327884.8 rounded down
   EXPECT_EQ(size_of("0.1K"), 102u);           // 102.4 rounded down
   EXPECT_EQ(size_of("0.000000000001T"), 1u);  // 1.0995... bytes
   EXPECT_EQ(size_of("1.999999999999999999K"), 2047u);
