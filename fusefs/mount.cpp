@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <exception>
 #include <new>
@@ -157,8 +158,14 @@ Result<void> Filesystem::run() {
   if (!session_) return make_error(Errc::Invalid, "not mounted");
   unsigned threads = options_.threads;
   if (threads == 0) threads = std::max(2u, std::thread::hardware_concurrency());
-  if (options_.handle_signals && fuse_set_signal_handlers(session_) != 0)
-    return make_error(Errc::Io, "could not install signal handlers");
+  if (options_.handle_signals) {
+    // libfuse leaves an ignored signal ignored, and a shell starts background jobs with SIGINT
+    // ignored; SIGINT and SIGTERM must unmount cleanly however we were started.
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+    if (fuse_set_signal_handlers(session_) != 0)
+      return make_error(Errc::Io, "could not install signal handlers");
+  }
   fuse_loop_config* config = fuse_loop_cfg_create();
   fuse_loop_cfg_set_clone_fd(config, 1);
   fuse_loop_cfg_set_max_threads(config, threads);
