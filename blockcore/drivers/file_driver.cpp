@@ -358,6 +358,7 @@ Result<BlockStatus> FileDriver::block_status(uint64_t offset, uint64_t length) {
 }
 
 Result<uint64_t> FileDriver::allocated_bytes() {
+  if (!is_regular_) return size();  // a block device has no st_blocks: all of it is there
   struct stat st {};
   if (::fstat(fd_, &st) != 0) return host_error("fstat", errno);
   return static_cast<uint64_t>(st.st_blocks) * 512;
