@@ -67,10 +67,10 @@ inline bool have_qemu_img() { return run("qemu-img --version") == 0 && run("qemu
   } while (0)
 
 inline std::vector<std::byte> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::byte> out(raw.size());
-  std::memcpy(out.data(), raw.data(), raw.size());
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  std::vector<std::byte> out(static_cast<size_t>(std::max<std::streamoff>(in.tellg(), 0)));
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(out.size()));
   return out;
 }
 
@@ -147,6 +147,7 @@ inline std::vector<std::byte> read_all(Node& node, uint64_t seed = 1) {
 // First differing offset, or -1.
 inline int64_t first_difference(const std::vector<std::byte>& a, const std::vector<std::byte>& b) {
   const size_t n = std::min(a.size(), b.size());
+  if (a.size() == b.size() && std::memcmp(a.data(), b.data(), n) == 0) return -1;
   for (size_t i = 0; i < n; ++i)
     if (a[i] != b[i]) return static_cast<int64_t>(i);
   return a.size() == b.size() ? -1 : static_cast<int64_t>(n);

@@ -2,6 +2,8 @@
 // byte with `qemu-img convert -O raw` of the same image.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "qcow2_test_util.h"
 
 namespace chainfs {
@@ -18,6 +20,11 @@ struct ReadVariant {
 };
 
 class Qcow2Read : public ::testing::TestWithParam<ReadVariant> {};
+
+// The name under which layer `i` refers to `below`: relative or absolute.
+std::string below_name(const TempDir& dir, const std::string& below, bool absolute) {
+  return absolute ? dir.file(below) : below;
+}
 
 void expect_same_as_qemu(const std::string& image, const std::string& dir) {
   const std::string reference = dir + "/reference.raw";
@@ -86,6 +93,47 @@ TEST(Qcow2Read, BackingChain_RelativeAndAbsoluteNames_MatchQemuConvert) {
   must_run("qemu-io -f qcow2 -c 'write -P 0x22 65000 10' -c 'discard 3M 512k' '" +
            dir.file("top.qcow2") + "'");
   expect_same_as_qemu(dir.file("top.qcow2"), dir.path());
+}
+
+TEST(Qcow2Read, EightLayerChain_MixedNamesRawBase_MatchesQemuConvert_AndWritesStayOnTop) {
+  REQUIRE_QEMU_IMG();
+  TempDir dir;
+  write_file(dir.file("layer0.raw"), mixed_content(kSize, 11));
+  std::mt19937_64 rng(8);
+  for (int i = 1; i < 8; ++i) {
+    const std::string below = i == 1 ? "layer0.raw" : "layer" + std::to_string(i - 1) + ".qcow2";
+    const std::string name = below_name(dir, below, i % 2 == 0);
+    const std::string format = i == 1 ? "raw" : "qcow2";
+    const std::string me = dir.file("layer" + std::to_string(i) + ".qcow2");
+    must_run("cd '" + dir.path() + "' && qemu-img create -f qcow2 -u -b '" + name + "' -F " +
+             format + " '" + me + "' " + std::to_string(kSize));
+    if (i % 3 == 0) {  // some layers record no backing format: it is probed
+      auto opened = open_chain(me, false);
+      ASSERT_TRUE(opened.ok()) << opened.error().message;
+      ASSERT_TRUE((*opened)->top->driver().set_backing_reference(BackingReference{name, ""}).ok());
+    }
+    for (int w = 0; w < 3; ++w) {
+      const uint64_t off = rng() % (kSize - 200000), len = 1 + rng() % 200000;
+      must_run("qemu-io -f qcow2 -c 'write -P " + std::to_string(i * 16 + w) + " " +
+               std::to_string(off) + " " + std::to_string(len) + "' '" + me + "'");
+    }
+  }
+  const std::string top = dir.file("layer7.qcow2");
+  expect_same_as_qemu(top, dir.path());
+  must_run("qemu-img convert -O raw '" + dir.file("layer6.qcow2") + "' '" + dir.file("l6.raw") + "'");
+  {
+    auto opened = open_chain(top, false);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    Node& node = *(*opened)->top;
+    std::vector<std::byte> data(300000, std::byte{0x5c});
+    ASSERT_TRUE(node.write(123457, data).ok());
+    ASSERT_TRUE(node.flush().ok());
+  }
+  must_run("qemu-img convert -O raw '" + dir.file("layer6.qcow2") + "' '" + dir.file("l6b.raw") + "'");
+  EXPECT_EQ(first_difference(read_file(dir.file("l6.raw")), read_file(dir.file("l6b.raw"))), -1)
+      << "a write through the top changed a lower layer";
+  std::string out;
+  EXPECT_EQ(run("qemu-img check '" + top + "'", &out), 0) << out;
 }
 
 TEST(Qcow2Read, BackingShorterThanOverlay_ReadsZerosPastItsEnd) {
