@@ -100,6 +100,8 @@ class Filesystem {
   Result<void> run();
   void unmount();
   const std::string& mountpoint() const { return options_.mountpoint; }
+  // Raises the mount's readahead to kMaxRequestBytes (best effort; needs root and sysfs).
+  void raise_readahead();
 
   // ---- request handlers ---------------------------------------------------------------------
   void init(fuse_conn_info* conn);

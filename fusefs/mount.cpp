@@ -9,8 +9,10 @@
 // Threads: fuse_session_loop_mt with clone_fd (each worker reads its own /dev/fuse clone, so
 // requests are picked up in parallel) and max_threads / max_idle_threads = --threads.
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <csignal>
 #include <cstring>
 #include <exception>
@@ -166,6 +168,9 @@ Result<void> Filesystem::run() {
     if (fuse_set_signal_handlers(session_) != 0)
       return make_error(Errc::Io, "could not install signal handlers");
   }
+  // The kernel caps readahead at the bdi's default (128 KiB) whatever INIT asked; raise it once
+  // the session answers, so buffered sequential reads arrive as 1 MiB requests.
+  std::thread readahead([this] { raise_readahead(); });
   fuse_loop_config* config = fuse_loop_cfg_create();
   fuse_loop_cfg_set_clone_fd(config, 1);
   fuse_loop_cfg_set_max_threads(config, threads);
@@ -173,11 +178,24 @@ Result<void> Filesystem::run() {
   int rc = fuse_session_loop_mt(session_, config);
   fuse_loop_cfg_destroy(config);
   if (options_.handle_signals) fuse_remove_signal_handlers(session_);
+  readahead.join();
   if (rc > 0) graph_.log().info("signal {} received: unmounting", rc);
   invalidator_->stop();  // before the session's fd goes away
   unmount();
   if (rc < 0) return make_error(Errc::Io, "FUSE session failed: {}", strerror(-rc));
   return {};
+}
+
+void Filesystem::raise_readahead() {
+  // stat() waits until the session has answered INIT, so the bdi has its final settings.
+  struct stat st {};
+  if (::stat(options_.mountpoint.c_str(), &st) != 0) return;
+  std::string path = fmt::format("/sys/class/bdi/{}:{}/read_ahead_kb", major(st.st_dev),
+                                 minor(st.st_dev));
+  FILE* f = std::fopen(path.c_str(), "w");
+  bool ok = f && std::fprintf(f, "%zu\n", kMaxRequestBytes / 1024) > 0;
+  if (f) ok = (std::fclose(f) == 0) && ok;
+  if (!ok) graph_.log().debug("could not raise the readahead through {}", path);
 }
 
 void Filesystem::unmount() {
