@@ -442,7 +442,7 @@ void Filesystem::on_graph_event(const GraphEvent& event) {
 }
 
 void Filesystem::send_invalidation(const Invalidator::Item& item) {
-  if (!session_ || !mounted_) return;
+  if (!notify_ready_.load(std::memory_order_acquire)) return;
   std::vector<Ino> inos{item.ino};
   if (item.with_ancestors && ino_kind(item.ino) == InodeKind::Node) {
     // Everything that reads through the node sees the change too.

@@ -169,8 +169,11 @@ class Filesystem {
   const gid_t owner_gid_;
   const struct timespec mount_time_;
 
-  fuse_session* session_ = nullptr;
+  fuse_session* session_ = nullptr;  // set by mount(), cleared by unmount() (main thread)
   bool mounted_ = false;
+  // The Invalidator may use session_ while this is set: set after mounting, cleared (after the
+  // Invalidator stopped) before unmounting.
+  std::atomic<bool> notify_ready_{false};
 
   mutable std::mutex handles_mutex_;  // leaf lock
   std::unordered_map<FileHandle*, std::unique_ptr<FileHandle>> handles_;

@@ -16,6 +16,7 @@
 #include <csignal>
 #include <cstring>
 #include <exception>
+#include <fstream>
 #include <new>
 #include <thread>
 
@@ -104,6 +105,30 @@ fuse_lowlevel_ops make_ops() {
 
 const fuse_lowlevel_ops kOps = make_ops();
 
+// Whether /proc/self/mounts lists a chainfs mount at `path` (mounting over it would hide it).
+bool already_chainfs_mount(const std::string& path) {
+  std::ifstream mounts("/proc/self/mounts");
+  std::string device, dir, type;
+  std::string rest;
+  while (mounts >> device >> dir >> type) {
+    std::getline(mounts, rest);
+    // Spaces, tabs and backslashes in mount paths are written as octal escapes.
+    std::string unescaped;
+    for (size_t i = 0; i < dir.size(); ++i) {
+      auto octal = [&](size_t at) { return at < dir.size() && dir[at] >= '0' && dir[at] <= '7'; };
+      if (dir[i] == '\\' && octal(i + 1) && octal(i + 2) && octal(i + 3)) {
+        unescaped += static_cast<char>((dir[i + 1] - '0') * 64 + (dir[i + 2] - '0') * 8 +
+                                       (dir[i + 3] - '0'));
+        i += 3;
+      } else {
+        unescaped += dir[i];
+      }
+    }
+    if (unescaped == path && type == "fuse.chainfs") return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 void Filesystem::init(fuse_conn_info* conn) {
@@ -132,6 +157,8 @@ Result<void> Filesystem::mount() {
                       strerror(errno));
   if (!S_ISDIR(st.st_mode))
     return make_error(Errc::Invalid, "mountpoint '{}' is not a folder", options_.mountpoint);
+  if (already_chainfs_mount(options_.mountpoint))
+    return make_error(Errc::Busy, "'{}' is already a chainfs mount", options_.mountpoint);
 
   std::string mount_opts = fmt::format("fsname=chainfs,subtype=chainfs,default_permissions,"
                                        "max_read={}",
@@ -152,6 +179,7 @@ Result<void> Filesystem::mount() {
                                 "already a mount?)", options_.mountpoint);
   }
   mounted_ = true;
+  notify_ready_.store(true, std::memory_order_release);
   graph_.log().info("mounted on {}", options_.mountpoint);
   return {};
 }
@@ -180,7 +208,6 @@ Result<void> Filesystem::run() {
   if (options_.handle_signals) fuse_remove_signal_handlers(session_);
   readahead.join();
   if (rc > 0) graph_.log().info("signal {} received: unmounting", rc);
-  invalidator_->stop();  // before the session's fd goes away
   unmount();
   if (rc < 0) return make_error(Errc::Io, "FUSE session failed: {}", strerror(-rc));
   return {};
@@ -200,6 +227,8 @@ void Filesystem::raise_readahead() {
 
 void Filesystem::unmount() {
   if (!session_) return;
+  invalidator_->stop();  // nothing may notify through a session being torn down
+  notify_ready_.store(false, std::memory_order_release);
   if (mounted_) {
     fuse_session_unmount(session_);
     mounted_ = false;

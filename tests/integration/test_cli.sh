@@ -60,5 +60,7 @@ step "a mount of the created chain, seen by status"
 mount_fg --image "$TMP/top.qcow2,chain=vm"
 expect_eq "status" "$(rc "$CHAINFS" status "$MNT")" "0"
 grep -q "vm: 0-top (qcow2) -> 1-base (qcow2)" "$TMP/out" || fail "status: $(cat "$TMP/out")"
+expect_eq "mount over a mount" "$(rc "$CHAINFS" mount "$MNT" --image "$TMP/top.qcow2")" "1"
+grep -q "already a chainfs mount" "$TMP/err" || fail "double mount: $(cat "$TMP/err")"
 unmount
 echo "PASS: $TEST_NAME"
