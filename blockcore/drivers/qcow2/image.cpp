@@ -83,10 +83,17 @@ Result<void> Image::write_header_fields(uint64_t offset, std::span<const std::by
 
 Result<void> Image::load(const ImageOptions& options) {
   const uint64_t file_length = file_.length();
-  std::vector<std::byte> first(std::min<uint64_t>(file_length, 1ull << kMaxClusterBits));
+  // The fixed header first (it says the cluster size), then the rest of the first cluster.
+  std::vector<std::byte> first(std::min<uint64_t>(file_length, 512));
   if (!first.empty()) CHAINFS_TRY(host_read(0, first));
   CHAINFS_ASSIGN_OR_RETURN(Header fixed, parse_fixed_header(first));
-  first.resize(std::min<uint64_t>(first.size(), 1ull << fixed.cluster_bits));
+  const uint64_t header_cluster = std::min<uint64_t>(file_length, 1ull << fixed.cluster_bits);
+  if (header_cluster > first.size()) {
+    const size_t have = first.size();
+    first.resize(header_cluster);
+    CHAINFS_TRY(host_read(have, std::span(first).subspan(have)));
+  }
+  first.resize(header_cluster);
   CHAINFS_ASSIGN_OR_RETURN(header_, parse_header_cluster(first));
   CHAINFS_ASSIGN_OR_RETURN(geo_, validate_header(header_, file_length));
 

@@ -2,6 +2,7 @@
 // Everything here runs with meta_mutex_ held. See image.h for why the order keeps the image
 // consistent across a crash.
 #include <algorithm>
+#include <cstring>
 
 #include "blockcore/drivers/qcow2/image.h"
 
@@ -244,8 +245,15 @@ Result<void> Image::count_used_clusters() {
       CHAINFS_TRY(host_read(block, scratch));  // not through the cache: a scan would thrash it
       bytes = scratch;
     }
-    for (uint64_t i = 0; i < geo_.refblock_entries; ++i)
-      if (refcount_get(geo_, bytes, i) != 0) ++used;
+    // Skip zero words quickly: most of a refcount block is usually empty or full.
+    const uint64_t per_word = 64 / geo_.refcount_bits;
+    for (uint64_t w = 0; w < geo_.cluster_size / 8; ++w) {
+      uint64_t word;
+      std::memcpy(&word, bytes.data() + w * 8, 8);
+      if (word == 0) continue;
+      for (uint64_t i = w * per_word; i < (w + 1) * per_word; ++i)
+        if (refcount_get(geo_, bytes, i) != 0) ++used;
+    }
   }
   used_clusters_ = used;
   metadata_clusters_ = metadata;
