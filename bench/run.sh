@@ -3,5 +3,5 @@
 # Usage: bench/run.sh [bench.py options]   e.g. bench/run.sh --size-mib 512 --repeat 1
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-"$here/scripts/setup.sh" release >/dev/null
+"$here/scripts/setup.sh" release chainfs >/dev/null
 exec python3 "$here/bench/bench.py" "$@"

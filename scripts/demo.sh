@@ -4,7 +4,7 @@
 # Usage: scripts/demo.sh [WORKDIR]   (default: ./demo, recreated)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-"$here/scripts/setup.sh" release
+"$here/scripts/setup.sh" release chainfs
 chainfs="$here/build/chainfs"
 
 work=$(realpath -m "${1:-$here/demo}")
@@ -30,7 +30,8 @@ run du -k mnt/nodes/base mnt/nodes/mid mnt/nodes/top
 say "dd: the 1 MiB at 12 MiB reads the top layer's bytes, 8 MiB the mid's, 0 the base's"
 for off in 0 8 12; do
   printf '  at %2s MiB: ' "$off"
-  dd if=mnt/nodes/top bs=1M skip="$off" count=1 status=none | od -An -tx1 -N4
+  dd if=mnt/nodes/top of=piece bs=1M skip="$off" count=1 status=none
+  od -An -tx1 -N4 piece
 done
 say "cmp the node file with qemu-img's own flattening of the chain"
 qemu-img convert -O raw top.qcow2 flat.raw

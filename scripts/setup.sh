@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages chainfs needs (only those missing), then configures and builds.
-# Usage: scripts/setup.sh [debug|release|tsan|all]   (default: release)
+# Usage: scripts/setup.sh [debug|release|tsan|all] [TARGET...]   (default: release, all targets)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -27,10 +27,13 @@ fi
 build() {  # build <dir> <cmake args...>
   local dir=$1; shift
   cmake -S "$here" -B "$here/$dir" -G Ninja "$@" >/dev/null
-  cmake --build "$here/$dir" -j"$(nproc)"
+  cmake --build "$here/$dir" -j"$(nproc)" ${targets[@]:+--target "${targets[@]}"}
 }
+mode=${1:-release}
+shift || true
+targets=("$@")
 
-case "${1:-release}" in
+case "$mode" in
   release) build build -DCMAKE_BUILD_TYPE=Release ;;
   debug)   build build-debug -DCMAKE_BUILD_TYPE=Debug -DCHAINFS_SANITIZE=address ;;
   tsan)    build build-tsan -DCMAKE_BUILD_TYPE=Debug -DCHAINFS_SANITIZE=thread ;;
