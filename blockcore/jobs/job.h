@@ -1,7 +1,7 @@
 // Job and JobContext: what a job author writes, and what the engine gives it.
 //
-// A job (stream, commit, active commit) is a subclass of Job. The engine (JobManager) runs it on its
-// own thread and drives the state machine of job_state.h around it:
+// A job (stream, commit, active commit) is a subclass of Job. The engine (JobManager) runs it on
+// its own thread and drives the state machine of job_state.h around it:
 //
 //   run(ctx)           the work, in chunks. Before each chunk: CHAINFS_TRY(ctx.pause_point()),
 //                      which parks while the job is paused, while the rate limit says wait, or
@@ -62,8 +62,8 @@ struct JobDescription {
 
 // How a job is started (the options of a control/stream or control/commit line).
 struct JobOptions {
-  std::string id;         // empty: "<type><n>"
-  uint64_t speed = 0;     // bytes/s, 0 = unlimited
+  std::string id;      // empty: "<type><n>"
+  uint64_t speed = 0;  // bytes/s, 0 = unlimited
   OnErrorPolicy on_error = OnErrorPolicy::Report;
   bool auto_finalize = true;
   bool auto_dismiss = false;
@@ -108,7 +108,7 @@ class Job {
   friend class JobContext;
 
   JobDescription description_;
-  std::vector<NodeRef> watched_nodes_;  // job thread only (after construction)
+  std::vector<NodeRef> watched_nodes_;         // job thread only (after construction)
   std::atomic<JobContext*> context_{nullptr};  // set once before the job's thread starts
 };
 
@@ -179,9 +179,9 @@ class JobContext {
   const JobDescription description_;  // a copy: the Job is gone once concluded
   const JobOptions options_;
 
-  std::unique_ptr<Job> job_;    // the job's thread only, after start; reset at conclusion
-  std::mutex join_mutex_;       // guards thread_; taken alone (no other lock held)
-  std::jthread thread_;         // set once, under JobManager::mutex_, before anyone may join
+  std::unique_ptr<Job> job_;  // the job's thread only, after start; reset at conclusion
+  std::mutex join_mutex_;     // guards thread_; taken alone (no other lock held)
+  std::jthread thread_;       // set once, under JobManager::mutex_, before anyone may join
   std::atomic<std::thread::id> thread_id_{};
   std::atomic<bool> thread_done_{false};  // the thread body returned: joining will not block
 

@@ -94,7 +94,9 @@ Error JobContext::refused_locked(JobVerb verb, std::string_view why) const {
                     job_state_name(state_));
 }
 
-Error JobContext::cancelled_error() const { return make_error(Errc::Cancelled, "job cancelled"); }
+Error JobContext::cancelled_error() const {
+  return make_error(Errc::Cancelled, "job cancelled");
+}
 
 Result<void> JobContext::park_locked(std::unique_lock<std::mutex>& lock) {
   for (;;) {
@@ -186,15 +188,20 @@ IoErrorAction JobContext::handle_io_error(const Error& error) {
   const bool no_space = error.code == Errc::NoSpace;
   bool stop = false;
   switch (options_.on_error) {
-    case OnErrorPolicy::Report: return IoErrorAction::Fail;
+    case OnErrorPolicy::Report:
+      return IoErrorAction::Fail;
     case OnErrorPolicy::Ignore: {
       std::lock_guard lock(mutex_);
       if (cancel_requested_) return IoErrorAction::Fail;
       if (ignored_errors_++ == 0) first_ignored_ = error;
       return IoErrorAction::Skip;
     }
-    case OnErrorPolicy::Enospc: stop = no_space; break;
-    case OnErrorPolicy::Stop: stop = true; break;
+    case OnErrorPolicy::Enospc:
+      stop = no_space;
+      break;
+    case OnErrorPolicy::Stop:
+      stop = true;
+      break;
   }
   if (!stop) return IoErrorAction::Fail;
 

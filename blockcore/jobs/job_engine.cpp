@@ -61,8 +61,9 @@ void JobContext::run_to_conclusion() {
     // graph to stay as it is.
     if (cancel_requested_) result = cancelled_error();
     if (result.ok() && ignored_errors_ > 0)
-      result = make_error(Errc::Io, "{} chunk(s) failed and were skipped (on-error=ignore); first: {}",
-                          ignored_errors_, first_ignored_->message);
+      result =
+          make_error(Errc::Io, "{} chunk(s) failed and were skipped (on-error=ignore); first: {}",
+                     ignored_errors_, first_ignored_->message);
     if (result.ok()) transition_locked(JobState::Waiting);
   }
   manager_.deliver_events();
@@ -126,12 +127,9 @@ Result<void> JobContext::request(JobVerb verb) {
   {
     std::lock_guard lock(mutex_);
     if (!job_verb_allowed(state_, verb)) {
-      if (verb == JobVerb::Complete)
-        return refused_locked(verb, "complete needs a ready job");
-      if (verb == JobVerb::Finalize)
-        return refused_locked(verb, "finalize needs a pending job");
-      if (verb == JobVerb::Dismiss)
-        return refused_locked(verb, "dismiss needs a concluded job");
+      if (verb == JobVerb::Complete) return refused_locked(verb, "complete needs a ready job");
+      if (verb == JobVerb::Finalize) return refused_locked(verb, "finalize needs a pending job");
+      if (verb == JobVerb::Dismiss) return refused_locked(verb, "dismiss needs a concluded job");
       return refused_locked(verb);
     }
     switch (verb) {

@@ -10,12 +10,14 @@ namespace {
 // An id names a file in jobs/ and is one word of a control line.
 Result<void> check_id(const std::string& id) {
   if (id.empty()) return make_error(Errc::Invalid, "empty job id");
-  if (id == "." || id == "..") return make_error(Errc::Invalid, "job id '{}' is not a file name", id);
+  if (id == "." || id == "..")
+    return make_error(Errc::Invalid, "job id '{}' is not a file name", id);
   const bool bad = std::any_of(id.begin(), id.end(), [](char c) {
     const auto u = static_cast<unsigned char>(c);
     return c == '/' || u < 0x20 || u == 0x7f || std::isspace(u);
   });
-  if (bad) return make_error(Errc::Invalid, "job id '{}' has a '/', a space or a control character", id);
+  if (bad)
+    return make_error(Errc::Invalid, "job id '{}' has a '/', a space or a control character", id);
   return ok_result();
 }
 
@@ -88,8 +90,7 @@ Result<std::shared_ptr<JobContext>> JobManager::find(const std::string& id) cons
 
 Result<void> JobManager::verb(const std::string& id, JobVerb verb) {
   reap_finished_threads();
-  if (verb == JobVerb::Speed)
-    return make_error(Errc::Invalid, "job {}: speed needs a rate", id);
+  if (verb == JobVerb::Speed) return make_error(Errc::Invalid, "job {}: speed needs a rate", id);
   if (verb == JobVerb::Dismiss) return dismiss(id);
   CHAINFS_ASSIGN_OR_RETURN(std::shared_ptr<JobContext> job, find(id));
   CHAINFS_TRY(job->request(verb));
@@ -205,7 +206,8 @@ Result<JobInfo> JobManager::wait_until(const std::string& id,
   return info;
 }
 
-Result<JobInfo> JobManager::wait_concluded(const std::string& id, std::chrono::milliseconds timeout) {
+Result<JobInfo> JobManager::wait_concluded(const std::string& id,
+                                           std::chrono::milliseconds timeout) {
   return wait_until(
       id, [](const JobInfo& info) { return info.state == JobState::Concluded; }, timeout);
 }

@@ -6,7 +6,8 @@ namespace {
 
 // The table of names is the one place that spells each enum, so parse and print cannot disagree.
 constexpr std::array<const char*, kJobStateCount> kStateNames = {
-    "created", "running", "paused", "ready", "standby", "waiting", "pending", "aborting", "concluded",
+    "created", "running", "paused",   "ready",     "standby",
+    "waiting", "pending", "aborting", "concluded",
 };
 constexpr std::array<const char*, kJobVerbCount> kVerbNames = {
     "pause", "resume", "cancel", "complete", "finalize", "dismiss", "speed",
@@ -36,10 +37,18 @@ static_assert(tables_are_sane());
 
 }  // namespace
 
-const char* job_state_name(JobState state) { return kStateNames[static_cast<size_t>(state)]; }
-const char* job_verb_name(JobVerb verb) { return kVerbNames[static_cast<size_t>(verb)]; }
-const char* on_error_policy_name(OnErrorPolicy p) { return kPolicyNames[static_cast<size_t>(p)]; }
-const char* io_status_name(IoStatus status) { return kIoStatusNames[static_cast<size_t>(status)]; }
+const char* job_state_name(JobState state) {
+  return kStateNames[static_cast<size_t>(state)];
+}
+const char* job_verb_name(JobVerb verb) {
+  return kVerbNames[static_cast<size_t>(verb)];
+}
+const char* on_error_policy_name(OnErrorPolicy p) {
+  return kPolicyNames[static_cast<size_t>(p)];
+}
+const char* io_status_name(IoStatus status) {
+  return kIoStatusNames[static_cast<size_t>(status)];
+}
 
 std::optional<JobState> parse_job_state(std::string_view name) {
   return parse_name<JobState>(kStateNames, name);

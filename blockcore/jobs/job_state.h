@@ -55,8 +55,9 @@ enum class JobState : uint8_t {
 };
 inline constexpr size_t kJobStateCount = 9;
 inline constexpr std::array<JobState, kJobStateCount> kAllJobStates = {
-    JobState::Created, JobState::Running, JobState::Paused,   JobState::Ready,    JobState::Standby,
-    JobState::Waiting, JobState::Pending, JobState::Aborting, JobState::Concluded,
+    JobState::Created, JobState::Running,  JobState::Paused,
+    JobState::Ready,   JobState::Standby,  JobState::Waiting,
+    JobState::Pending, JobState::Aborting, JobState::Concluded,
 };
 
 // What a user asks of a job (control/job, `chainfs job`). Speed is `speed ID RATE`.
@@ -79,6 +80,7 @@ enum class OnErrorPolicy : uint8_t {
 enum class IoStatus : uint8_t { Ok, Failed, NoSpace };
 
 // ---- the tables ----------------------------------------------------------------------------
+// clang-format off
 // Rows: from-state, in JobState order. Columns: to-state, in the same order.
 //                                                  C  R  P  Y  S  W  D  X  E
 inline constexpr bool kJobTransitions[kJobStateCount][kJobStateCount] = {
@@ -105,6 +107,8 @@ inline constexpr bool kJobVerbs[kJobVerbCount][kJobStateCount] = {
     /* speed    */ {1, 1, 1, 1, 1, 0, 0, 0, 0},
 };
 
+// clang-format on
+
 constexpr bool job_transition_allowed(JobState from, JobState to) {
   return kJobTransitions[static_cast<size_t>(from)][static_cast<size_t>(to)];
 }
@@ -117,10 +121,10 @@ constexpr bool job_state_is_paused(JobState state) {
 }
 
 // Names as the status file and the control files spell them.
-const char* job_state_name(JobState state);        // "running", "standby", ...
-const char* job_verb_name(JobVerb verb);           // "pause", ..., "speed"
+const char* job_state_name(JobState state);         // "running", "standby", ...
+const char* job_verb_name(JobVerb verb);            // "pause", ..., "speed"
 const char* on_error_policy_name(OnErrorPolicy p);  // "report", "stop", "enospc", "ignore"
-const char* io_status_name(IoStatus status);       // "ok", "failed", "nospace"
+const char* io_status_name(IoStatus status);        // "ok", "failed", "nospace"
 std::optional<JobState> parse_job_state(std::string_view name);
 std::optional<JobVerb> parse_job_verb(std::string_view name);
 std::optional<OnErrorPolicy> parse_on_error_policy(std::string_view name);

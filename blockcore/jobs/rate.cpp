@@ -55,7 +55,9 @@ JobClock::time_point TokenBucket::ready_at(JobClock::time_point now) {
 
 // ---- RateMeter --------------------------------------------------------------------------------
 
-RateMeter::RateMeter(JobClock::time_point start) : start_(start) { slot_ids_.fill(-1); }
+RateMeter::RateMeter(JobClock::time_point start) : start_(start) {
+  slot_ids_.fill(-1);
+}
 
 int64_t RateMeter::slot_of(JobClock::time_point t) const {
   if (t <= start_) return 0;

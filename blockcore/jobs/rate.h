@@ -1,12 +1,14 @@
-// Rate limiting and rate measurement for jobs. Both are plain values driven by explicit time points,
-// so tests feed them a synthetic clock; JobContext feeds them steady_clock and does the sleeping.
+// Rate limiting and rate measurement for jobs. Both are plain values driven by explicit time
+// points, so tests feed them a synthetic clock; JobContext feeds them steady_clock and does the
+// sleeping.
 //
 // TokenBucket: `speed` bytes/s refill a bucket that holds at most kBurstWindow worth of bytes.
 // A job is charged *after* it copied a chunk, so the bucket may go into debt by up to one chunk;
 // the next chunk starts only once the debt is paid (ready_at()). Over any window of W seconds a job
 // therefore moves at most  speed * W + burst + one chunk  bytes. Rate 0 = unlimited, never in debt.
 //
-// RateMeter: bytes per 100 ms slot over the last kMeterWindow, giving the `rate:` of the status file.
+// RateMeter: bytes per 100 ms slot over the last kMeterWindow, giving the `rate:` of the status
+// file.
 #pragma once
 
 #include <array>

@@ -102,9 +102,9 @@ struct Probe {
   }
 
   const size_t chunk_size;
-  Checkpoint chunk_gate;    // arrive(k) before chunk k is copied (after its pause point)
-  Checkpoint prepare_gate;  // arrive(0) inside prepare()
-  Checkpoint abort_gate;    // arrive(0) inside abort()
+  Checkpoint chunk_gate;               // arrive(k) before chunk k is copied (after its pause point)
+  Checkpoint prepare_gate;             // arrive(0) inside prepare()
+  Checkpoint abort_gate;               // arrive(0) inside abort()
   std::optional<Error> prepare_error;  // prepare() fails with it (set before start)
 
   std::mutex mutex;  // guards everything below (dst only while the job runs; read after it ends)
@@ -187,9 +187,13 @@ class FakeCopyJob : public Job {
         return ok_result();
       }
       switch (ctx.handle_io_error(copied.error())) {
-        case IoErrorAction::Retry: continue;
-        case IoErrorAction::Fail: return copied.take_error();
-        case IoErrorAction::Skip: ctx.account(probe_->chunk_size); return ok_result();
+        case IoErrorAction::Retry:
+          continue;
+        case IoErrorAction::Fail:
+          return copied.take_error();
+        case IoErrorAction::Skip:
+          ctx.account(probe_->chunk_size);
+          return ok_result();
       }
     }
   }

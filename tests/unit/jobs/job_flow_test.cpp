@@ -237,8 +237,8 @@ TEST(JobFlow, FinalizeWhosePrepareFails_ReturnsTheErrorAndAborts) {
   EXPECT_EQ(end.state, S::Concluded);
   EXPECT_EQ(end.error, "node mid is claimed by commit1");
   ASSERT_TRUE(rig.log.wait_for_change(id, S::Aborting, S::Concluded));
-  EXPECT_EQ(rig.log.path(id), (Path{S::Created, S::Running, S::Waiting, S::Pending, S::Aborting,
-                                    S::Concluded}));
+  EXPECT_EQ(rig.log.path(id),
+            (Path{S::Created, S::Running, S::Waiting, S::Pending, S::Aborting, S::Concluded}));
 }
 
 TEST(JobFlow, CancelWhileFinalizing_IsBusy) {

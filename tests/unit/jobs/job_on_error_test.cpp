@@ -117,8 +117,8 @@ TEST(OnError, StopThenCancel_ConcludesCancelledKeepingIoStatus) {
 TEST(OnError, StopWhileReady_GoesToStandbyAndBack) {
   Rig rig;
   auto p = rig.probe(4);
-  const std::string id = rig.start(p, policy(OnErrorPolicy::Stop), /*mirror=*/true,
-                                   "active-commit");
+  const std::string id =
+      rig.start(p, policy(OnErrorPolicy::Stop), /*mirror=*/true, "active-commit");
   rig.wait_state(id, S::Ready, true);
   p->fail_chunk(3, Errc::Io);
   p->dirty(3, std::byte{0x77});

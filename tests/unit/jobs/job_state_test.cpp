@@ -13,6 +13,7 @@ namespace {
 using S = JobState;
 using V = JobVerb;
 
+// clang-format off
 TEST(JobStateTable, EveryTransition_MatchesTheDiagram) {
   const std::set<std::pair<S, S>> expected = {
       {S::Created, S::Running},   {S::Created, S::Aborting},
@@ -49,6 +50,8 @@ TEST(JobStateTable, EveryVerb_AcceptedExactlyWhereInterfaceSays) {
       EXPECT_EQ(job_verb_allowed(state, verb), accepted.count({state, verb}) > 0)
           << job_verb_name(verb) << " in " << job_state_name(state);
 }
+
+// clang-format on
 
 TEST(JobStateTable, EveryStateButConcluded_CanReachConcluded) {
   for (S start : kAllJobStates) {

@@ -79,9 +79,10 @@ TEST(YamlScalar, PlainOnlyWhenItReadsBackAsTheSameString) {
   EXPECT_EQ(yaml_scalar("stream0"), "stream0");
   EXPECT_EQ(yaml_scalar("job cancelled"), "job cancelled");
   EXPECT_EQ(yaml_scalar("a-b.c_d"), "a-b.c_d");
-  for (const char* text : {"", "~", "null", "Null", "true", "no", "off", "1", "-x", "1e3", ".inf",
-                           "a: b", "a #b", "x:", " lead", "trail ", "[x]", "{x}", "*x", "!x",
-                           "'q", "\"q", "%x", "@x", "`x", "|x", ">x", "tab\tin"}) {
+  for (const char* text :
+       {"",     "~",    "null", "Null", "true",  "no",     "off", "1",      "-x", "1e3",
+        ".inf", "a: b", "a #b", "x:",   " lead", "trail ", "[x]", "{x}",    "*x", "!x",
+        "'q",   "\"q",  "%x",   "@x",   "`x",    "|x",     ">x",  "tab\tin"}) {
     const std::string out = yaml_scalar(text);
     EXPECT_EQ(out.front(), '"') << text;
     const YAML::Node node = YAML::Load("k: " + out);

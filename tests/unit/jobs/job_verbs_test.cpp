@@ -66,11 +66,16 @@ Staged stage(Rig& rig, JobState state) {
 // The first state change a verb causes, where it causes one at once.
 std::optional<JobState> next_state(JobState state, JobVerb verb) {
   switch (verb) {
-    case JobVerb::Pause: return state == JobState::Running ? JobState::Paused : JobState::Standby;
-    case JobVerb::Resume: return state == JobState::Paused ? JobState::Running : JobState::Ready;
-    case JobVerb::Cancel: return JobState::Aborting;
-    case JobVerb::Finalize: return JobState::Concluded;
-    default: return std::nullopt;
+    case JobVerb::Pause:
+      return state == JobState::Running ? JobState::Paused : JobState::Standby;
+    case JobVerb::Resume:
+      return state == JobState::Paused ? JobState::Running : JobState::Ready;
+    case JobVerb::Cancel:
+      return JobState::Aborting;
+    case JobVerb::Finalize:
+      return JobState::Concluded;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -79,8 +84,8 @@ Result<void> apply(Rig& rig, const std::string& id, JobVerb verb) {
   return rig.manager.verb(id, verb);
 }
 
-const JobState kHeldStates[] = {JobState::Running, JobState::Paused,   JobState::Ready,
-                                JobState::Standby, JobState::Pending,  JobState::Aborting,
+const JobState kHeldStates[] = {JobState::Running,  JobState::Paused,  JobState::Ready,
+                                JobState::Standby,  JobState::Pending, JobState::Aborting,
                                 JobState::Concluded};
 
 TEST(JobVerbs, EveryVerbInEveryHeldState_FollowsTheTables) {

@@ -49,7 +49,8 @@ TEST(TokenBucket, AnyWindow_BoundedBySpeedTimesWindowPlusBurstPlusChunk) {
   }
   for (size_t a = 0; a < progress.size(); ++a)
     for (size_t b = a; b < progress.size(); b += 7) {
-      const double window = std::chrono::duration<double>(progress[b].first - progress[a].first).count();
+      const double window =
+          std::chrono::duration<double>(progress[b].first - progress[a].first).count();
       const double moved = static_cast<double>(progress[b].second - progress[a].second);
       EXPECT_LE(moved, rate * window + bucket.burst() + chunk);
     }

@@ -28,9 +28,9 @@ struct Rig {
   // Starts a FakeCopyJob; fails the test (and returns "") if the manager refuses.
   std::string start(const std::shared_ptr<Probe>& p, JobOptions options = {}, bool mirror = false,
                     std::string type = "stream", std::string base = "") {
-    auto id = manager.start(std::make_unique<FakeCopyJob>(p, mirror, std::move(type), "top",
-                                                          std::move(base)),
-                            std::move(options));
+    auto id = manager.start(
+        std::make_unique<FakeCopyJob>(p, mirror, std::move(type), "top", std::move(base)),
+        std::move(options));
     EXPECT_TRUE(id.ok()) << id.error().message;
     return id.ok() ? *id : std::string();
   }
@@ -41,9 +41,8 @@ struct Rig {
   }
   // Waits until the job is in `state` (and its thread parked at a pause point, if asked).
   JobInfo wait_state(const std::string& id, JobState state, bool parked = false) {
-    auto i = manager.wait_until(id, [&](const JobInfo& j) {
-      return j.state == state && (!parked || j.parked);
-    });
+    auto i = manager.wait_until(
+        id, [&](const JobInfo& j) { return j.state == state && (!parked || j.parked); });
     EXPECT_TRUE(i.ok()) << "waiting for " << job_state_name(state) << ": " << i.error().message;
     return i.ok() ? *i : JobInfo{};
   }
