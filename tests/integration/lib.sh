@@ -122,6 +122,25 @@ print(result, back)
 EOF
 }
 
+# no_holders FILE...: true when no process has any of the files open.
+no_holders() {
+  python3 - "$@" <<'EOF'
+import os, sys
+wanted = {os.path.realpath(p) for p in sys.argv[1:]}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        continue
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
+                sys.exit(1)
+        except OSError:
+            pass
+EOF
+}
+
 # expect_eq WHAT ACTUAL EXPECTED
 expect_eq() {
   [ "$2" = "$3" ] || fail "$1: got '$2', expected '$3'"

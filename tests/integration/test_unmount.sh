@@ -68,7 +68,7 @@ write_both disk "$TMP/expected.raw" 100 700
 write_both top "$TMP/expected.top" 3000 900
 fusermount3 -u "$MNT"
 # The daemon flushes and closes after the unmount: wait until no process holds the images.
-wait_until 10 bash -c "! fuser -s '$TMP/disk.raw' '$TMP/top.qcow2' 2>/dev/null" ||
+wait_until 10 no_holders "$TMP/disk.raw" "$TMP/top.qcow2" ||
   fail "the daemon still holds the images after unmount"
 check_disk "daemonized"
 
