@@ -192,11 +192,13 @@ void Filesystem::lookup(fuse_req_t req, Ino parent, const char* name) {
         return reply_entry(req, inodes_.job(std::string(n)));
     }
   } else if (ino_kind(parent) == InodeKind::ChainDir) {
-    if (auto entry = inodes_.lookup(parent))
-      if (parse_chain_link_name(n)) {
-        Ino ino = inodes_.chain_link(entry->chain, std::string(n));
-        return reply_entry(req, ino);  // ENOENT unless the chain has that layer now
-      }
+    // Only names of layers that exist get an inode (the table never shrinks).
+    auto entry = inodes_.lookup(parent);
+    auto link = parse_chain_link_name(n);
+    auto chain = entry && link ? graph_.chain(entry->chain) : std::nullopt;
+    if (chain && link->depth < chain->layers.size() &&
+        chain->layers[link->depth]->name() == link->node)
+      return reply_entry(req, inodes_.chain_link(entry->chain, std::string(n)));
   }
   fuse_reply_err(req, ENOENT);
 }
