@@ -125,6 +125,16 @@ Result<void> Image::load(const ImageOptions& options) {
     CHAINFS_TRY(host_read(header_.refcount_table_offset, raw));
     reftable_.resize(raw.size() / 8);
     for (size_t i = 0; i < reftable_.size(); ++i) reftable_[i] = load_be64(raw.data() + i * 8);
+    // Two entries naming one block would make scans of the refcounts (allocation, the used-
+    // cluster count) run over the same block again and again: refuse such an image. Without
+    // duplicates that work is bounded by the file's size.
+    std::vector<uint64_t> blocks;
+    for (uint64_t e : reftable_)
+      if (e & ~kRefTableReservedMask) blocks.push_back(e & ~kRefTableReservedMask);
+    std::sort(blocks.begin(), blocks.end());
+    if (std::adjacent_find(blocks.begin(), blocks.end()) != blocks.end())
+      return make_error(Errc::Invalid, "corrupt qcow2 image: two refcount table entries point at "
+                        "the same refcount block");
   }
 
   const uint64_t budget = options.cache_bytes ? options.cache_bytes : default_cache_bytes(geo_);
