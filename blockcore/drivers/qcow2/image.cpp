@@ -220,7 +220,38 @@ Result<void> Image::write_l2_table(TableCache::Table& table) {
   CHAINFS_TRY(host_write(table.offset, table.bytes));
   table.dirty = false;
   l2_unsynced_ = true;
+  ++l2_writeback_epoch_;
   return {};
+}
+
+void Image::prefetch_l2(std::unique_lock<std::mutex>& lock, uint64_t first_cluster,
+                        uint64_t last_cluster) {
+  // Which L2 tables of the range are valid, on disk and not cached?
+  std::vector<uint64_t> missing;
+  const uint64_t first_l1 = first_cluster >> geo_.l2_bits, last_l1 = last_cluster >> geo_.l2_bits;
+  for (uint64_t i = first_l1; i <= last_l1 && i < l1_.size(); ++i) {
+    auto offset = decode_l1_entry(geo_, l1_[i], host_limit());
+    if (offset.ok() && *offset && !l2_cache_->find(*offset)) missing.push_back(*offset);
+  }
+  if (missing.empty() || missing.size() > l2_cache_->capacity() / 2) return;
+  // Read them without the mutex, so that other requests' lookups go on meanwhile. A table that
+  // was written back while we read may be newer on disk than our copy: then drop the copies.
+  const uint64_t epoch = l2_writeback_epoch_;
+  std::vector<std::vector<std::byte>> tables(missing.size());
+  std::vector<IoOp> ops;
+  for (size_t i = 0; i < missing.size(); ++i) {
+    tables[i].resize(geo_.cluster_size);
+    ops.push_back({IoOp::Kind::Read, missing[i], tables[i].data(), geo_.cluster_size});
+  }
+  lock.unlock();
+  const bool read_ok = file_.submit(ops).ok();
+  lock.lock();
+  if (!read_ok || epoch != l2_writeback_epoch_) return;
+  for (size_t i = 0; i < missing.size(); ++i) {
+    if (l2_cache_->find(missing[i])) continue;  // loaded (and maybe changed) by someone else
+    if (!make_room(*l2_cache_).ok() || epoch != l2_writeback_epoch_) return;
+    l2_cache_->insert(missing[i], std::move(tables[i]), false);
+  }
 }
 
 Result<TableCache::Table*> Image::l2_for(uint64_t guest_cluster, bool allocate) {

@@ -129,6 +129,9 @@ class Image {
   // ---- mapping (meta_mutex_ held) ---------------------------------------------------------
   Result<TableCache::Table*> load_l2(uint64_t l2_offset);
   Result<void> write_l2_table(TableCache::Table& table);
+  // Loads the uncached L2 tables of a cluster range with the mutex released (held on entry and
+  // on return); best effort: the lookups that follow load whatever is still missing.
+  void prefetch_l2(std::unique_lock<std::mutex>& lock, uint64_t first_cluster, uint64_t last_cluster);
   // The L2 table covering a guest cluster; nullptr when unallocated and !allocate.
   Result<TableCache::Table*> l2_for(uint64_t guest_cluster, bool allocate);
   Result<DecodedL2> mapping(uint64_t guest_cluster);
@@ -187,6 +190,7 @@ class Image {
   bool refcounts_unsynced_ = false;  // refcount blocks written since the last sync
   bool l2_unsynced_ = false;         // L2 tables written since the last sync
   uint64_t sync_count_ = 0;          // file syncs done (flush syncs at least once)
+  uint64_t l2_writeback_epoch_ = 0;  // L2 tables written so far (see prefetch_l2)
   struct PendingFree {
     uint64_t offset, length;
     bool data;

@@ -290,6 +290,7 @@ Result<void> Image::write_back_all() {
     CHAINFS_TRY(host_write(t->offset, t->bytes));
     t->dirty = false;
     l2_unsynced_ = true;
+    ++l2_writeback_epoch_;
   }
   if (l2_unsynced_) {
     CHAINFS_TRY(sync_file());

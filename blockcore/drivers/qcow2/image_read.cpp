@@ -46,7 +46,8 @@ Result<void> Image::read(uint64_t offset, std::span<std::byte> buf) {
                                         (offset + buf.size() - 1) >> geo_.cluster_bits, false);
   std::vector<ReadSegment> segs;
   {
-    std::lock_guard lock(meta_mutex_);
+    std::unique_lock lock(meta_mutex_);
+    prefetch_l2(lock, offset >> geo_.cluster_bits, (offset + buf.size() - 1) >> geo_.cluster_bits);
     for (uint64_t pos = 0; pos < buf.size();) {
       const uint64_t guest = offset + pos;
       const uint64_t intra = guest & (cs - 1);

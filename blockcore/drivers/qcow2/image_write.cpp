@@ -61,7 +61,8 @@ Result<bool> Image::try_write_in_place(uint64_t offset, std::span<const std::byt
                                         (offset + buf.size() - 1) >> geo_.cluster_bits, false);
   std::vector<IoOp> ops;
   {
-    std::lock_guard lock(meta_mutex_);
+    std::unique_lock lock(meta_mutex_);
+    prefetch_l2(lock, offset >> geo_.cluster_bits, (offset + buf.size() - 1) >> geo_.cluster_bits);
     for (uint64_t pos = 0; pos < buf.size();) {
       const uint64_t guest = offset + pos;
       const uint64_t intra = guest & (cs - 1);
