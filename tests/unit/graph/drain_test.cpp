@@ -42,11 +42,11 @@ TEST_F(DrainTest, WaitsForRequestInFlight) {
   TestNode node = add_test_node(graph_, "n", {.fill = 0x5a});
   BlockHandle handle(node.node, false);
   sync().pause_at("TestDriver::read:between_blocks@n");
-  auto reader = std::async(std::launch::async, [&] { return read_bytes(handle, 0, 2 * kBlock); });
+  auto reader = spawn(sync(), [&] { return read_bytes(handle, 0, 2 * kBlock); });
   ASSERT_TRUE(sync().wait_for("TestDriver::read:between_blocks@n"));
   EXPECT_EQ(node.node->gate().in_flight(), 1);
 
-  auto drainer = std::async(std::launch::async, [&] { DrainedSection drain(*node.node); });
+  auto drainer = spawn(sync(), [&] { DrainedSection drain(*node.node); });
   ASSERT_TRUE(sync().wait_for("RequestGate::wait_idle:wait@n")) << "the drain saw the request";
   EXPECT_TRUE(still_pending(drainer));
   EXPECT_EQ(sync().hits("DrainedSection::begin:drained"), 0u);
@@ -61,7 +61,7 @@ TEST_F(DrainTest, ExternalRequestsWaitAtTheBoundaryAndDoNotFail) {
   TestNode node = add_test_node(graph_, "n", {.fill = 0x33});
   BlockHandle handle(node.node, false);
   auto drain = std::make_unique<DrainedSection>(*node.node);
-  auto reader = std::async(std::launch::async, [&] { return read_bytes(handle, 0, kBlock); });
+  auto reader = spawn(sync(), [&] { return read_bytes(handle, 0, kBlock); });
   ASSERT_TRUE(sync().wait_for("RequestGate::enter_external:wait@n"));
   EXPECT_TRUE(still_pending(reader));
   EXPECT_EQ(node.stats->reads, 0) << "held before the driver";
@@ -75,7 +75,7 @@ TEST_F(DrainTest, DrainingChild_HoldsRequestsThatEnterAtItsParents) {
   BlockHandle top(chain[2].node, false);
   DrainedSection drain(*chain[0].node);
   EXPECT_GT(chain[2].node->gate().quiesce_count(), 0);
-  auto reader = std::async(std::launch::async, [&] { return read_bytes(top, 0, kBlock); });
+  auto reader = spawn(sync(), [&] { return read_bytes(top, 0, kBlock); });
   ASSERT_TRUE(sync().wait_for("RequestGate::enter_external:wait@node2"));
   EXPECT_EQ(chain[0].stats->reads, 0);
   // Internal requests (the drain owner's own) pass inside the section.
@@ -130,7 +130,7 @@ TEST_F(DrainTest, NewParentOfDrainedChild_InheritsTheSection) {
   EXPECT_EQ(grand.node->gate().quiesce_count(), 1) << "and so did the parent's ancestors";
   EXPECT_EQ(drain->quiesced().size(), 3u);
 
-  auto reader = std::async(std::launch::async, [&] { return read_bytes(via_grand, 0, kBlock); });
+  auto reader = spawn(sync(), [&] { return read_bytes(via_grand, 0, kBlock); });
   ASSERT_TRUE(sync().wait_for("RequestGate::enter_external:wait@grand"));
   EXPECT_EQ(child.stats->reads, 0) << "nothing reached the drained child through the new edge";
   drain.reset();
@@ -143,7 +143,7 @@ TEST_F(DrainTest, NewParentOfDrainedChild_InheritsTheSection) {
 TEST_F(DrainTest, JobPausePoint_WaitsUntilUndrained) {
   TestNode node = add_test_node(graph_, "n");
   auto drain = std::make_unique<DrainedSection>(*node.node);
-  auto job = std::async(std::launch::async, [&] { wait_until_undrained({node.node}); });
+  auto job = spawn(sync(), [&] { wait_until_undrained({node.node}); });
   ASSERT_TRUE(sync().wait_for("RequestGate::wait_unquiesced:wait@n"));
   EXPECT_TRUE(still_pending(job));
   drain.reset();
@@ -161,9 +161,9 @@ TEST_F(DrainTest, SetBacking_RequestCannotObserveHalfChangedEdge) {
   BlockHandle handle(top.node, false);
 
   sync().pause_at("TestDriver::read:between_blocks@t");
-  auto reader = std::async(std::launch::async, [&] { return read_bytes(handle, 0, 4 * kBlock); });
+  auto reader = spawn(sync(), [&] { return read_bytes(handle, 0, 4 * kBlock); });
   ASSERT_TRUE(sync().wait_for("TestDriver::read:between_blocks@t"));
-  auto changer = std::async(std::launch::async,
+  auto changer = spawn(sync(),
                             [&] { return graph_.set_backing(*top.node, new_backing.node); });
   ASSERT_TRUE(sync().wait_for("RequestGate::wait_idle:wait@t")) << "set_backing drains t first";
   EXPECT_EQ(sync().hits("Graph::change_backing_edge:drained@t"), 0u);
@@ -184,7 +184,7 @@ TEST_F(DrainTest, GraphChangeWaitsForRequestEnteredJustBeforeQuiesce) {
   TestNode node = add_test_node(graph_, "n", {.fill = 1});
   BlockHandle handle(node.node, false);
   sync().pause_at("TestDriver::read:between_blocks@n");
-  auto reader = std::async(std::launch::async, [&] { return read_bytes(handle, 0, 2 * kBlock); });
+  auto reader = spawn(sync(), [&] { return read_bytes(handle, 0, 2 * kBlock); });
   ASSERT_TRUE(sync().wait_for("TestDriver::read:between_blocks@n"));
   node.node->gate().quiesce();
   EXPECT_EQ(node.node->gate().in_flight(), 1);

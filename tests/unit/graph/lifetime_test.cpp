@@ -78,7 +78,7 @@ TEST(Lifetime, IterationWhileOtherThreadDropsNodes_SkipsNoSurvivor) {
   Stepper stepper;
   stepper.install(graph.sync_points(), "Graph::Iterator:pinned");
   graph.sync_points().enable();
-  auto visited = std::async(std::launch::async, [&] {
+  auto visited = spawn([&] { stepper.allow_all(); }, [&] {
     std::vector<std::string> names;
     for (auto it = graph.begin_all(); !it.done(); it.next()) names.push_back(it.current()->name());
     return names;

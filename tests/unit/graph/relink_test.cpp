@@ -80,7 +80,7 @@ TEST_P(OverlappingJobs, StreamAndCommitFinishingTogether_LeaveBaseDirectlyUnderT
   // the second is started then and must wait for the first, and then re-read the graph.
   sync.pause_at("Graph::relink:drained");
   auto run = [&](std::vector<Relink>& intent, std::shared_ptr<Claim> claim) {
-    return std::async(std::launch::async, [&graph, &intent, claim] {
+    return spawn(sync, [&graph, &intent, claim] {
       auto r = graph.relink(std::move(intent));
       claim->release();  // the job ends
       return r;

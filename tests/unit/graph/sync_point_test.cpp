@@ -15,7 +15,7 @@ TEST(SyncPoints, Order_MakesSuccessorWaitForPredecessor) {
   points.add_order("A", "B");
   std::vector<std::string> log;
   std::mutex m;
-  auto b = std::async(std::launch::async, [&] {
+  auto b = spawn(points, [&] {
     points.reach("B");
     std::lock_guard lock(m);
     log.push_back("B");
@@ -34,7 +34,7 @@ TEST(SyncPoints, PauseAndTags) {
   SyncPoints points;
   points.enable();
   points.pause_at("P@x");
-  auto x = std::async(std::launch::async, [&] { points.reach("P", "x"); });
+  auto x = spawn(points, [&] { points.reach("P", "x"); });
   points.reach("P", "y");  // another tag passes
   ASSERT_TRUE(points.wait_for("P@x"));
   EXPECT_TRUE(still_pending(x));
@@ -49,7 +49,7 @@ TEST(SyncPoints, DisabledOrCleared_LetsEveryoneGo) {
   EXPECT_EQ(points.hits("nothing"), 0u);
   points.enable();
   points.pause_at("P");
-  auto t = std::async(std::launch::async, [&] { points.reach("P"); });
+  auto t = spawn(points, [&] { points.reach("P"); });
   ASSERT_TRUE(points.wait_for("P"));
   points.disable();
   EXPECT_TRUE(finishes(t));

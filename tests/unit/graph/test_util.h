@@ -4,6 +4,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <string>
@@ -58,6 +61,44 @@ class Stepper {
   uint64_t allowed_ = 0;
 };
 
+// A thread of a concurrency test. If the test fails half way (an ASSERT returns early), the
+// destructor first lets every paused thread go (`release`, by default disabling the sync points)
+// and then waits; a thread still stuck after that stops the binary with a message instead of
+// hanging it.
+template <typename T>
+class Spawned {
+ public:
+  Spawned(std::future<T> f, std::function<void()> release)
+      : future_(std::move(f)), release_(std::move(release)) {}
+  Spawned(Spawned&&) = default;
+  ~Spawned() {
+    if (!future_.valid()) return;
+    if (release_) release_();
+    if (future_.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+      std::fprintf(stderr, "a test thread is still blocked after the test ended; stopping\n");
+      std::fflush(stderr);
+      std::_Exit(1);
+    }
+  }
+  std::future<T>& future() { return future_; }
+  T get() { return future_.get(); }
+
+ private:
+  std::future<T> future_;
+  std::function<void()> release_;
+};
+
+template <typename Fn>
+auto spawn(SyncPoints& points, Fn fn) {
+  using T = decltype(fn());
+  return Spawned<T>(std::async(std::launch::async, std::move(fn)), [&points] { points.disable(); });
+}
+template <typename Fn>
+auto spawn(std::function<void()> release, Fn fn) {
+  using T = decltype(fn());
+  return Spawned<T>(std::async(std::launch::async, std::move(fn)), std::move(release));
+}
+
 // Whether a future is still pending after a short grace time (used only to assert that something
 // is *blocked*; the deterministic part of each test is the sync point it waits for first).
 template <typename T>
@@ -68,6 +109,15 @@ bool still_pending(std::future<T>& f, std::chrono::milliseconds grace = std::chr
 template <typename T>
 bool finishes(std::future<T>& f, std::chrono::seconds limit = std::chrono::seconds(10)) {
   return f.wait_for(limit) == std::future_status::ready;
+}
+
+template <typename T>
+bool still_pending(Spawned<T>& s, std::chrono::milliseconds grace = std::chrono::milliseconds(50)) {
+  return still_pending(s.future(), grace);
+}
+template <typename T>
+bool finishes(Spawned<T>& s, std::chrono::seconds limit = std::chrono::seconds(10)) {
+  return finishes(s.future(), limit);
 }
 
 }  // namespace chainfs::testing
