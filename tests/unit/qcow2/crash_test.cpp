@@ -153,12 +153,19 @@ TEST(Qcow2Crash, KillAtRandomMoments_QemuImgCheckConsistent_FlushedDataIntact) {
   EXPECT_GT(rounds_with_unflushed_ops, 0);
 }
 
-TEST(Qcow2Concurrency, ParallelWritersAndReaders_SeeConsistentData) {
+class Qcow2Concurrency : public ::testing::TestWithParam<int> {};
+
+// 64 KiB clusters: writers share clusters and one L2 table. 512 B clusters with a tiny cache:
+// 128 L2 tables through a cache of a dozen, so lookups miss, evict and prefetch all the time.
+INSTANTIATE_TEST_SUITE_P(ClusterSizes, Qcow2Concurrency, ::testing::Values(65536, 512));
+
+TEST_P(Qcow2Concurrency, ParallelWritersAndReaders_SeeConsistentData) {
   REQUIRE_QEMU_IMG();
   TempDir dir;
   write_file(dir.file("base.raw"), mixed_content(4 << 20, 5));
-  must_run("cd '" + dir.path() + "' && qemu-img create -f qcow2 -b base.raw -F raw top.qcow2 4M");
-  auto opened = open_chain(dir.file("top.qcow2"), false, 64 << 10);
+  must_run("cd '" + dir.path() + "' && qemu-img create -f qcow2 -o cluster_size=" +
+           std::to_string(GetParam()) + " -b base.raw -F raw top.qcow2 4M");
+  auto opened = open_chain(dir.file("top.qcow2"), false, GetParam() == 512 ? 8 << 10 : 64 << 10);
   ASSERT_TRUE(opened.ok()) << opened.error().message;
   Node& node = *(*opened)->top;
   auto base = read_file(dir.file("base.raw"));
