@@ -117,6 +117,33 @@ TEST(Qcow2BackingReference, SetAndClear_QemuImgInfoAgrees) {
   EXPECT_EQ(out.find("backing file"), std::string::npos) << out;
 }
 
+TEST(Qcow2BackingReference, GraphSetBacking_PersistsInTheHeader_ReadsFollowTheNewBacking) {
+  REQUIRE_QEMU_IMG();
+  TempDir dir;
+  std::vector<std::byte> other(1 << 20, std::byte{0x3c});
+  write_file(dir.file("other.raw"), other);
+  must_run("cd '" + dir.path() + "' && qemu-img create -f qcow2 a.qcow2 1M && "
+           "qemu-img create -f qcow2 -b a.qcow2 -F qcow2 top.qcow2");
+  {
+    auto opened = open_chain(dir.file("top.qcow2"), false);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    Graph& graph = *(*opened)->graph;
+    auto replacement = graph.open_image_chain(dir.file("other.raw"), "raw", "", true);
+    ASSERT_TRUE(replacement.ok()) << replacement.error().message;
+    auto r = graph.set_backing(*(*opened)->top, *replacement);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    std::vector<std::byte> got(4096);
+    ASSERT_TRUE((*opened)->top->read(8192, got).ok());
+    EXPECT_EQ(got[0], std::byte{0x3c});
+  }
+  std::string out;
+  run("qemu-img info '" + dir.file("top.qcow2") + "'", &out);
+  EXPECT_NE(out.find("backing file: other.raw"), std::string::npos) << out;
+  EXPECT_NE(out.find("backing file format: raw"), std::string::npos) << out;
+  must_run("qemu-img convert -O raw '" + dir.file("top.qcow2") + "' '" + dir.file("out.raw") + "'");
+  EXPECT_EQ(first_difference(read_file(dir.file("out.raw")), other), -1);
+}
+
 TEST(Qcow2BackingReference, NameTooLongForSmallCluster_IsRefusedWithClearError) {
   REQUIRE_QEMU_IMG();
   TempDir dir;
