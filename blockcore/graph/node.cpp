@@ -123,7 +123,32 @@ Result<void> check_range(const Node& node, uint64_t offset, uint64_t length, con
                       node.name(), offset, length, size);
   return {};
 }
+
+// One write-like request as the node's write observer sees it (node.h: WriteObserver).
+class ObservedWrite {
+ public:
+  ObservedWrite(WriteObserver* observer, uint64_t offset, uint64_t length)
+      : observer_(observer), offset_(offset), length_(length) {
+    if (observer_) observer_->begin_write(offset_, length_);
+  }
+  ~ObservedWrite() {
+    if (observer_) observer_->end_write(offset_, length_);
+  }
+  ObservedWrite(const ObservedWrite&) = delete;
+  ObservedWrite& operator=(const ObservedWrite&) = delete;
+
+ private:
+  WriteObserver* observer_;
+  uint64_t offset_, length_;
+};
 }  // namespace
+
+Result<void> Node::do_truncate(uint64_t new_size) {
+  const uint64_t old_size = size();
+  ObservedWrite observed(write_observer(), std::min(old_size, new_size),
+                         old_size > new_size ? old_size - new_size : new_size - old_size);
+  return driver_->truncate(new_size);
+}
 
 Result<void> Node::do_read(uint64_t offset, std::span<std::byte> buf) {
   CHAINFS_TRY(check_range(*this, offset, buf.size(), "read"));
@@ -132,16 +157,19 @@ Result<void> Node::do_read(uint64_t offset, std::span<std::byte> buf) {
 
 Result<void> Node::do_write(uint64_t offset, std::span<const std::byte> buf) {
   CHAINFS_TRY(check_range(*this, offset, buf.size(), "write"));
+  ObservedWrite observed(write_observer(), offset, buf.size());
   return driver_->write(offset, buf);
 }
 
 Result<void> Node::do_discard(uint64_t offset, uint64_t length) {
   CHAINFS_TRY(check_range(*this, offset, length, "discard"));
+  ObservedWrite observed(write_observer(), offset, length);
   return driver_->discard(offset, length);
 }
 
 Result<void> Node::do_write_zeroes(uint64_t offset, uint64_t length) {
   CHAINFS_TRY(check_range(*this, offset, length, "write-zeroes"));
+  ObservedWrite observed(write_observer(), offset, length);
   return driver_->write_zeroes(offset, length);
 }
 

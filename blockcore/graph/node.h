@@ -45,6 +45,19 @@ enum Perm : uint32_t {
   PermAll = PermConsistentRead | PermWrite | PermResize | PermWriteUnchanged,
 };
 
+// Sees every write-like request that reaches a node (write, write-zeroes, discard, truncate),
+// whoever issued it: the hook through which a job follows guest writes (an active commit's dirty
+// ranges, a stream's copy-on-read lock). begin_write() runs before the driver call and may block;
+// end_write() runs after it, success or not. A truncate reports the range between the old and the
+// new size. At most one observer per node; set it only inside a drained section of the node, so
+// that no request in flight sees it change.
+class WriteObserver {
+ public:
+  virtual ~WriteObserver() = default;
+  virtual void begin_write(uint64_t offset, uint64_t length) = 0;
+  virtual void end_write(uint64_t offset, uint64_t length) = 0;
+};
+
 struct Child {
   Node* parent = nullptr;
   NodeRef node;
@@ -114,6 +127,12 @@ class Node {
 
   RequestGate& gate() { return gate_; }
 
+  // The node's write observer (nullptr: none). Call inside a drained section of this node.
+  void set_write_observer(WriteObserver* observer) {
+    write_observer_.store(observer, std::memory_order_release);
+  }
+  WriteObserver* write_observer() const { return write_observer_.load(std::memory_order_acquire); }
+
  private:
   friend class Graph;
   friend class BlockHandle;
@@ -131,7 +150,7 @@ class Node {
   Result<void> do_discard(uint64_t offset, uint64_t length);
   Result<void> do_write_zeroes(uint64_t offset, uint64_t length);
   Result<void> do_flush() { return driver_->flush(); }
-  Result<void> do_truncate(uint64_t new_size) { return driver_->truncate(new_size); }
+  Result<void> do_truncate(uint64_t new_size);
   Result<BlockStatus> do_block_status(uint64_t offset, uint64_t length);
 
   std::string filename_locked() const;
@@ -144,6 +163,7 @@ class Node {
   std::atomic<bool> read_only_{false};
   std::atomic<uint64_t> refs_{1};
   std::atomic<int> writers_{0};  // open writable BlockHandles
+  std::atomic<WriteObserver*> write_observer_{nullptr};  // changed only inside drained sections
   bool opened_ = false;          // driver_->open() succeeded, so close() is owed
 
   // Guarded by graph_->topology_mutex_ for writers; readers in a request rely on drains.
