@@ -3,6 +3,7 @@
 // A job (stream, commit, active commit) is a subclass of Job. The engine (JobManager) runs it on
 // its own thread and drives the state machine of job_state.h around it:
 //
+//   on_start(id)       before the thread starts: claim the job's nodes (refuses the start on error).
 //   run(ctx)           the work, in chunks. Before each chunk: CHAINFS_TRY(ctx.pause_point()),
 //                      which parks while the job is paused, while the rate limit says wait, or
 //                      while one of its nodes is drained, and returns Errc::Cancelled once the job
@@ -91,6 +92,12 @@ class Job {
  protected:
   explicit Job(JobDescription description) : description_(std::move(description)) {}
 
+  // Called once by JobManager::start() with the job's id, before its thread starts and before it
+  // is listed: claim the nodes here ("job <id>"). An error refuses the start (nothing is listed).
+  virtual Result<void> on_start(const std::string& id) {
+    (void)id;
+    return ok_result();
+  }
   virtual Result<void> run(JobContext& ctx) = 0;
   virtual Result<void> prepare() { return ok_result(); }
   virtual void commit() {}
@@ -106,6 +113,7 @@ class Job {
 
  private:
   friend class JobContext;
+  friend class JobManager;  // on_start()
 
   JobDescription description_;
   std::vector<NodeRef> watched_nodes_;         // job thread only (after construction)
@@ -126,6 +134,9 @@ class JobContext {
   [[nodiscard]] Result<void> pause_point();
   // `bytes` more done: progress, rate limit and measured rate.
   void account(uint64_t bytes);
+  // `bytes` more done without moving data (ranges skipped as unallocated or zero): progress only,
+  // neither charged to the rate limit nor counted in the measured rate.
+  void advance(uint64_t bytes);
   void set_total(uint64_t bytes);
   void add_total(uint64_t bytes);  // an active commit's total grows with new writes
   // running -> ready (first waits at a pause point if paused; Cancelled if cancelled). The job

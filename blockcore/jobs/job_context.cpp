@@ -144,6 +144,12 @@ void JobContext::account(uint64_t bytes) {
   changed_.notify_all();
 }
 
+void JobContext::advance(uint64_t bytes) {
+  std::lock_guard lock(mutex_);
+  progress_ += bytes;
+  changed_.notify_all();
+}
+
 void JobContext::set_total(uint64_t bytes) {
   std::lock_guard lock(mutex_);
   total_ = bytes;

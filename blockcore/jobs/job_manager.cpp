@@ -38,14 +38,15 @@ JobManager::~JobManager() {
 Result<std::string> JobManager::pick_id_locked(const Job& job, const std::string& requested) {
   if (!requested.empty()) {
     CHAINFS_TRY(check_id(requested));
-    if (jobs_.count(requested)) return make_error(Errc::Exists, "job id '{}' is taken", requested);
+    if (jobs_.count(requested) || reserved_.count(requested))
+      return make_error(Errc::Exists, "job id '{}' is taken", requested);
     return requested;
   }
   const std::string& type = job.description().type;
   // One counter for all types (stream0, commit1, ...); ids the user took are skipped.
   for (;;) {
     std::string id = type + std::to_string(next_index_++);
-    if (!jobs_.count(id)) {
+    if (!jobs_.count(id) && !reserved_.count(id)) {
       CHAINFS_TRY(check_id(id));
       return id;
     }
@@ -57,10 +58,26 @@ Result<std::string> JobManager::start(std::unique_ptr<Job> job, JobOptions optio
   if (job->description().type.empty()) return make_error(Errc::Invalid, "job without a type");
   reap_finished_threads();
   std::string id;
+  uint64_t index_after_pick = 0;
   {
     std::lock_guard lock(mutex_);
     if (shutting_down_) return make_error(Errc::Busy, "jobs are shutting down");
     CHAINFS_ASSIGN_OR_RETURN(id, pick_id_locked(*job, options.id));
+    reserved_.insert(id);
+    index_after_pick = next_index_;
+  }
+  // The job claims its nodes with its id, without our lock held (it takes the graph's locks).
+  Result<void> started = job->on_start(id);
+  {
+    std::lock_guard lock(mutex_);
+    reserved_.erase(id);
+    if (started.ok() && shutting_down_)
+      started = make_error(Errc::Busy, "jobs are shutting down");
+    if (!started.ok()) {
+      // A refused job does not use up a default number, unless another job took one since.
+      if (options.id.empty() && next_index_ == index_after_pick) --next_index_;
+      return started.take_error();
+    }
     options.id = id;
     const std::string type = job->description().type;
     std::shared_ptr<JobContext> ctx(new JobContext(*this, id, std::move(job), options));

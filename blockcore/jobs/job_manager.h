@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -57,7 +58,8 @@ class JobManager {
   JobManager& operator=(const JobManager&) = delete;
 
   // Starts a job; returns its id. Invalid: bad id (empty after defaulting, '/', whitespace, ".",
-  // ".."), Exists: id taken, Busy: the manager is shutting down.
+  // ".."), Exists: id taken, Busy: the manager is shutting down; or whatever the job's on_start()
+  // refused with (its claims). A refused job is not listed and uses up no default number.
   Result<std::string> start(std::unique_ptr<Job> job, JobOptions options = {});
 
   // pause | resume | cancel | complete | finalize | dismiss. NotFound for an unknown id, Busy for
@@ -107,6 +109,7 @@ class JobManager {
   mutable std::mutex mutex_;  // lock order: first (see the file comment)
   std::map<std::string, std::shared_ptr<JobContext>> jobs_;
   std::vector<std::shared_ptr<JobContext>> retired_;  // removed, thread not joined yet
+  std::set<std::string> reserved_;  // ids picked by start() whose job is claiming its nodes
   uint64_t next_index_ = 0;                           // n of the next default id "<type><n>"
   bool shutting_down_ = false;
 

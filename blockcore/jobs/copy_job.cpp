@@ -1,0 +1,97 @@
+#include "blockcore/jobs/copy_job.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "blockcore/graph/drain.h"
+#include "blockcore/graph/request_gate.h"
+
+namespace chainfs {
+
+bool all_zero(std::span<const std::byte> data) {
+  if (data.empty()) return true;
+  if (data[0] != std::byte{0}) return false;
+  // Overlapping compare: every byte equals its successor, and the first is zero.
+  return std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0;
+}
+
+Result<void> flush_node(Node& node) {
+  RequestGuard request(node.gate(), RequestGuard::Entry::External);
+  return node.flush();
+}
+
+CopyJob::CopyJob(Graph& graph, JobDescription description, LayerSpan span)
+    : Job(std::move(description)), graph_(graph), span_(std::move(span)) {}
+
+CopyJob::~CopyJob() { remove_observer(); }
+
+Result<void> CopyJob::claim_nodes(const std::string& id, std::vector<ClaimTarget> targets) {
+  CHAINFS_ASSIGN_OR_RETURN(Claim claim, graph_.claim("job " + id, std::move(targets)));
+  // The chain was read before the claim held it still: make sure it did not change meanwhile.
+  if (!span_unchanged(span_))
+    return make_error(Errc::Busy, "the chain below '{}' changed while job {} was starting; try again",
+                      span_.top->name(), id);
+  claim_ = std::move(claim);
+  return ok_result();
+}
+
+Result<void> CopyJob::with_policy(JobContext& ctx, const std::function<Result<uint64_t>()>& attempt,
+                                  const std::function<void(uint64_t moved)>& on_done,
+                                  const std::function<void()>& on_skip) {
+  for (;;) {
+    CHAINFS_TRY(ctx.pause_point());
+    Result<uint64_t> moved = attempt();
+    if (moved.ok()) {
+      on_done(*moved);
+      return ok_result();
+    }
+    switch (ctx.handle_io_error(moved.error())) {
+      case IoErrorAction::Retry:
+        continue;
+      case IoErrorAction::Fail:
+        return moved.take_error();
+      case IoErrorAction::Skip:
+        on_skip();
+        return ok_result();
+    }
+  }
+}
+
+Result<void> CopyJob::for_each_window(JobContext& ctx, uint64_t size, const WindowFn& window) {
+  for (uint64_t offset = 0; offset < size; offset += kWindow) {
+    const uint64_t length = std::min(kWindow, size - offset);
+    CHAINFS_TRY(with_policy(
+        ctx, [&] { return window(offset, length); },
+        [&](uint64_t moved) {
+          moved = std::min(moved, length);
+          ctx.account(moved);
+          ctx.advance(length - moved);
+        },
+        [&] { ctx.advance(length); }));
+  }
+  return ok_result();
+}
+
+void CopyJob::install_observer(std::unique_ptr<WriteObserver> observer) {
+  DrainedSection drain(*span_.top);
+  observer_ = std::move(observer);
+  span_.top->set_write_observer(observer_.get());
+}
+
+void CopyJob::remove_observer(bool already_drained) {
+  if (!observer_) return;
+  if (already_drained) {
+    span_.top->set_write_observer(nullptr);
+  } else {
+    DrainedSection drain(*span_.top);
+    span_.top->set_write_observer(nullptr);
+  }
+  observer_.reset();
+}
+
+std::span<std::byte> CopyJob::buffer(uint64_t length) {
+  if (buffer_.size() < kWindow) buffer_.resize(kWindow);
+  return std::span<std::byte>(buffer_).first(std::min<uint64_t>(length, buffer_.size()));
+}
+
+}  // namespace chainfs
