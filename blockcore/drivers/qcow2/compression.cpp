@@ -58,8 +58,10 @@ Result<void> zstd_decompress(std::span<const std::byte> in, std::span<std::byte>
 Result<void> decompress_cluster(CompressionType type, std::span<const std::byte> in,
                                 std::span<std::byte> out) {
   switch (type) {
-    case CompressionType::Zlib: return inflate_raw(in, out);
-    case CompressionType::Zstd: return zstd_decompress(in, out);
+    case CompressionType::Zlib:
+      return inflate_raw(in, out);
+    case CompressionType::Zstd:
+      return zstd_decompress(in, out);
   }
   return make_error(Errc::Unsupported, "qcow2: unknown compression type");
 }

@@ -25,7 +25,9 @@ using namespace qcow2;
 
 namespace {
 
-uint64_t ceil_div(uint64_t a, uint64_t b) { return a / b + (a % b ? 1 : 0); }
+uint64_t ceil_div(uint64_t a, uint64_t b) {
+  return a / b + (a % b ? 1 : 0);
+}
 
 Error errno_error(int err, const std::string& what) {
   return make_error(errc_from_errno(err), "{}: {}", what, std::strerror(err));
@@ -52,8 +54,8 @@ std::vector<HeaderExtension> feature_table() {
     const char* name;
   };
   static constexpr Entry kEntries[] = {
-      {0, 0, "dirty bit"},        {0, 1, "corrupt bit"},          {0, 2, "external data file"},
-      {0, 3, "compression type"}, {0, 4, "extended L2 entries"},  {1, 0, "lazy refcounts"},
+      {0, 0, "dirty bit"},        {0, 1, "corrupt bit"},         {0, 2, "external data file"},
+      {0, 3, "compression type"}, {0, 4, "extended L2 entries"}, {1, 0, "lazy refcounts"},
       {2, 0, "bitmaps"},          {2, 1, "raw external data"},
   };
   HeaderExtension ext;
@@ -118,11 +120,12 @@ Result<std::vector<std::byte>> build_image(const Qcow2CreateOptions& o, uint64_t
   CHAINFS_ASSIGN_OR_RETURN(std::vector<std::byte> header, serialize_header_cluster(h));
 
   // The file ends right after the L1 entries when the L1 is the last thing in it.
-  const uint64_t file_length =
-      blocks == 1 ? l1_start * cs + l1_entries * 8 : used * cs;
+  const uint64_t file_length = blocks == 1 ? l1_start * cs + l1_entries * 8 : used * cs;
   std::vector<std::byte> image(std::max(file_length, l1_start * cs));
   std::copy(header.begin(), header.end(), image.begin());
-  auto block_cluster = [&](uint64_t j) { return j == 0 ? first_block : l1_start + l1_clusters + j - 1; };
+  auto block_cluster = [&](uint64_t j) {
+    return j == 0 ? first_block : l1_start + l1_clusters + j - 1;
+  };
   for (uint64_t j = 0; j < blocks; ++j) {
     store_be64(image.data() + cs + j * 8, block_cluster(j) * cs);
     std::span<std::byte> block(image.data() + block_cluster(j) * cs, cs);
@@ -138,7 +141,8 @@ Result<std::vector<std::byte>> build_image(const Qcow2CreateOptions& o, uint64_t
 
 Result<void> write_all(int fd, std::span<const std::byte> bytes) {
   for (size_t done = 0; done < bytes.size();) {
-    const ssize_t n = ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
+    const ssize_t n =
+        ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno_error(errno, "writing the new image");
@@ -187,7 +191,8 @@ Result<void> qcow2_create(const Qcow2CreateOptions& o) {
 
   std::string temp = (folder / ("." + target.filename().string() + ".XXXXXX")).string();
   int fd = ::mkstemp(temp.data());
-  if (fd < 0) return errno_error(errno, fmt::format("cannot create a file in '{}'", folder.string()));
+  if (fd < 0)
+    return errno_error(errno, fmt::format("cannot create a file in '{}'", folder.string()));
   auto fail = [&](Error err) -> Result<void> {
     if (fd >= 0) ::close(fd);
     ::unlink(temp.c_str());

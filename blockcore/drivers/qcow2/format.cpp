@@ -7,9 +7,13 @@ namespace chainfs::qcow2 {
 
 namespace {
 
-uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+uint64_t align_up(uint64_t v, uint64_t a) {
+  return (v + a - 1) / a * a;
+}
 
-bool is_power_of_two_offset(uint64_t off, uint64_t align) { return (off & (align - 1)) == 0; }
+bool is_power_of_two_offset(uint64_t off, uint64_t align) {
+  return (off & (align - 1)) == 0;
+}
 
 std::string feature_label(const Header& h, uint8_t type, uint8_t bit) {
   for (const FeatureName& f : h.feature_names)
@@ -140,9 +144,12 @@ Result<Header> parse_header_cluster(std::span<const std::byte> bytes) {
     if (h.backing_file_size > kMaxBackingNameLength)
       return make_error(Errc::Invalid, "qcow2 backing file name of {} bytes is too long (max {})",
                         h.backing_file_size, kMaxBackingNameLength);
-    if (h.backing_file_offset + h.backing_file_size > std::min<uint64_t>(cluster_size, bytes.size()))
-      return make_error(Errc::Invalid, "qcow2 backing file name ({} bytes at {}) runs past the "
-                        "header cluster or the file", h.backing_file_size, h.backing_file_offset);
+    if (h.backing_file_offset + h.backing_file_size >
+        std::min<uint64_t>(cluster_size, bytes.size()))
+      return make_error(Errc::Invalid,
+                        "qcow2 backing file name ({} bytes at {}) runs past the "
+                        "header cluster or the file",
+                        h.backing_file_size, h.backing_file_offset);
     std::string name(reinterpret_cast<const char*>(bytes.data() + h.backing_file_offset),
                      h.backing_file_size);
     if (name.find('\0') != std::string::npos)
@@ -218,14 +225,15 @@ Result<Geometry> validate_header(const Header& h, uint64_t file_length) {
   g.cluster_bits = h.cluster_bits;
   g.cluster_size = 1ull << h.cluster_bits;
   if (h.crypt_method != 0)
-    return make_error(Errc::Unsupported, "encrypted qcow2 images (crypt_method {}) are not "
-                      "supported", h.crypt_method);
+    return make_error(Errc::Unsupported,
+                      "encrypted qcow2 images (crypt_method {}) are not "
+                      "supported",
+                      h.crypt_method);
   const uint64_t unknown = h.incompatible_features & ~kIncompatKnown;
   if (unknown) {
     std::string names;
     for (uint8_t bit = 0; bit < 64; ++bit)
-      if (unknown & (1ull << bit))
-        names += (names.empty() ? "" : ", ") + feature_label(h, 0, bit);
+      if (unknown & (1ull << bit)) names += (names.empty() ? "" : ", ") + feature_label(h, 0, bit);
     return make_error(Errc::Unsupported, "qcow2 image uses unknown incompatible features: {}",
                       names);
   }
@@ -234,14 +242,18 @@ Result<Geometry> validate_header(const Header& h, uint64_t file_length) {
                       "qcow2 images with an external data file are not supported");
   g.extended_l2 = (h.incompatible_features & kIncompatExtendedL2) != 0;
   if (g.extended_l2 && h.cluster_bits < kMinExtendedL2ClusterBits)
-    return make_error(Errc::Invalid, "qcow2 extended L2 entries need clusters of at least 16 KiB "
-                      "(cluster_bits {})", h.cluster_bits);
+    return make_error(Errc::Invalid,
+                      "qcow2 extended L2 entries need clusters of at least 16 KiB "
+                      "(cluster_bits {})",
+                      h.cluster_bits);
   const bool compression_bit = (h.incompatible_features & kIncompatCompression) != 0;
   if (compression_bit && h.compression_type == CompressionType::Zlib)
-    return make_error(Errc::Invalid, "qcow2 compression-type feature is set but the "
+    return make_error(Errc::Invalid,
+                      "qcow2 compression-type feature is set but the "
                       "compression_type field says zlib");
   if (!compression_bit && h.compression_type != CompressionType::Zlib)
-    return make_error(Errc::Invalid, "qcow2 compression_type is non-zero without the "
+    return make_error(Errc::Invalid,
+                      "qcow2 compression_type is non-zero without the "
                       "compression-type feature bit");
   g.compression = h.compression_type;
   if (h.refcount_order > 6)
@@ -264,33 +276,48 @@ Result<Geometry> validate_header(const Header& h, uint64_t file_length) {
     return make_error(Errc::TooLarge, "qcow2 virtual size {} is larger than the supported limit {}",
                       h.size, kMaxVirtualSize);
   if (uint64_t{h.l1_size} * 8 > kMaxL1Bytes)
-    return make_error(Errc::TooLarge, "qcow2 L1 table of {} entries is larger than the limit of "
-                      "{} MiB", h.l1_size, kMaxL1Bytes >> 20);
+    return make_error(Errc::TooLarge,
+                      "qcow2 L1 table of {} entries is larger than the limit of "
+                      "{} MiB",
+                      h.l1_size, kMaxL1Bytes >> 20);
   const uint64_t needed = g.l1_entries_for(h.size);
   if (needed > h.l1_size)
-    return make_error(Errc::Invalid, "qcow2 L1 table ({} entries) is too small for the virtual "
-                      "size {} (needs {})", h.l1_size, h.size, needed);
+    return make_error(Errc::Invalid,
+                      "qcow2 L1 table ({} entries) is too small for the virtual "
+                      "size {} (needs {})",
+                      h.l1_size, h.size, needed);
   if (h.l1_size > 0) {
     if (h.l1_table_offset == 0 || !is_power_of_two_offset(h.l1_table_offset, g.cluster_size))
-      return make_error(Errc::Invalid, "qcow2 L1 table offset {} is not a cluster-aligned "
-                        "offset past the header", h.l1_table_offset);
-    if (h.l1_table_offset > file_length || uint64_t{h.l1_size} * 8 > file_length - h.l1_table_offset)
-      return make_error(Errc::Invalid, "qcow2 L1 table ({} entries at {}) lies beyond the end of "
-                        "the file ({} bytes)", h.l1_size, h.l1_table_offset, file_length);
+      return make_error(Errc::Invalid,
+                        "qcow2 L1 table offset {} is not a cluster-aligned "
+                        "offset past the header",
+                        h.l1_table_offset);
+    if (h.l1_table_offset > file_length ||
+        uint64_t{h.l1_size} * 8 > file_length - h.l1_table_offset)
+      return make_error(Errc::Invalid,
+                        "qcow2 L1 table ({} entries at {}) lies beyond the end of "
+                        "the file ({} bytes)",
+                        h.l1_size, h.l1_table_offset, file_length);
   }
   if (h.refcount_table_clusters == 0)
     return make_error(Errc::Invalid, "qcow2 refcount table has no clusters");
   const uint64_t reftable_bytes = uint64_t{h.refcount_table_clusters} << h.cluster_bits;
   if (reftable_bytes > kMaxRefcountTableBytes)
-    return make_error(Errc::TooLarge, "qcow2 refcount table of {} clusters is larger than the "
-                      "limit of {} MiB", h.refcount_table_clusters, kMaxRefcountTableBytes >> 20);
+    return make_error(Errc::TooLarge,
+                      "qcow2 refcount table of {} clusters is larger than the "
+                      "limit of {} MiB",
+                      h.refcount_table_clusters, kMaxRefcountTableBytes >> 20);
   if (h.refcount_table_offset == 0 ||
       !is_power_of_two_offset(h.refcount_table_offset, g.cluster_size))
-    return make_error(Errc::Invalid, "qcow2 refcount table offset {} is not a cluster-aligned "
-                      "offset past the header", h.refcount_table_offset);
+    return make_error(Errc::Invalid,
+                      "qcow2 refcount table offset {} is not a cluster-aligned "
+                      "offset past the header",
+                      h.refcount_table_offset);
   if (h.refcount_table_offset >= file_length)
-    return make_error(Errc::Invalid, "qcow2 refcount table at {} lies beyond the end of the file "
-                      "({} bytes)", h.refcount_table_offset, file_length);
+    return make_error(Errc::Invalid,
+                      "qcow2 refcount table at {} lies beyond the end of the file "
+                      "({} bytes)",
+                      h.refcount_table_offset, file_length);
   if (h.nb_snapshots > 0 && !is_power_of_two_offset(h.snapshots_offset, g.cluster_size))
     return make_error(Errc::Invalid, "qcow2 snapshot table offset {} is not cluster aligned",
                       h.snapshots_offset);
@@ -319,11 +346,15 @@ Result<uint64_t> decode_l1_entry(const Geometry& geo, uint64_t entry, uint64_t h
   const uint64_t off = entry & kL1OffsetMask;
   if (off == 0) return uint64_t{0};
   if (!is_power_of_two_offset(off, geo.cluster_size))
-    return make_error(Errc::Io, "corrupt qcow2 L1 entry: L2 table offset {} is not cluster "
-                      "aligned", off);
+    return make_error(Errc::Io,
+                      "corrupt qcow2 L1 entry: L2 table offset {} is not cluster "
+                      "aligned",
+                      off);
   if (off >= host_limit)
-    return make_error(Errc::Io, "corrupt qcow2 L1 entry: L2 table at {} lies beyond the end of "
-                      "the image ({})", off, host_limit);
+    return make_error(Errc::Io,
+                      "corrupt qcow2 L1 entry: L2 table at {} lies beyond the end of "
+                      "the image ({})",
+                      off, host_limit);
   return off;
 }
 
@@ -332,7 +363,8 @@ Result<DecodedL2> decode_l2_entry(const Geometry& geo, L2Entry e, uint64_t host_
   d.copied = (e.word & kOflagCopied) != 0;
   if (e.word & kOflagCompressed) {
     if (geo.extended_l2 && e.bitmap != 0)
-      return make_error(Errc::Io, "corrupt qcow2 L2 entry: compressed cluster with a non-zero "
+      return make_error(Errc::Io,
+                        "corrupt qcow2 L2 entry: compressed cluster with a non-zero "
                         "subcluster bitmap");
     d.type = ClusterType::Compressed;
     d.compressed_offset = e.word & geo.coffset_mask;
@@ -340,8 +372,10 @@ Result<DecodedL2> decode_l2_entry(const Geometry& geo, L2Entry e, uint64_t host_
     d.compressed_size = sectors * kCompressedSectorSize - (d.compressed_offset & 511);
     if (d.compressed_offset == 0 || d.compressed_offset >= kMaxHostOffset ||
         d.compressed_offset >= host_limit)
-      return make_error(Errc::Io, "corrupt qcow2 compressed cluster descriptor: data at {} lies "
-                        "outside the image ({} bytes)", d.compressed_offset, host_limit);
+      return make_error(Errc::Io,
+                        "corrupt qcow2 compressed cluster descriptor: data at {} lies "
+                        "outside the image ({} bytes)",
+                        d.compressed_offset, host_limit);
     return d;
   }
   if (e.word & kL2StdReservedMask)
@@ -353,23 +387,29 @@ Result<DecodedL2> decode_l2_entry(const Geometry& geo, L2Entry e, uint64_t host_
       return make_error(Errc::Io, "corrupt qcow2 L2 entry: data offset {} is not cluster aligned",
                         off);
     if (off >= host_limit)
-      return make_error(Errc::Io, "corrupt qcow2 L2 entry: data cluster at {} lies beyond the end "
-                        "of the image ({})", off, host_limit);
+      return make_error(Errc::Io,
+                        "corrupt qcow2 L2 entry: data cluster at {} lies beyond the end "
+                        "of the image ({})",
+                        off, host_limit);
   } else if (d.copied) {
     return make_error(Errc::Io, "corrupt qcow2 L2 entry: host offset 0 with the copied flag");
   }
   d.host_offset = off;
   if (geo.extended_l2) {
     if (zero)
-      return make_error(Errc::Io, "corrupt qcow2 L2 entry: zero flag set in an image with "
+      return make_error(Errc::Io,
+                        "corrupt qcow2 L2 entry: zero flag set in an image with "
                         "extended L2 entries");
     d.alloc_mask = static_cast<uint32_t>(e.bitmap);
     d.zero_mask = static_cast<uint32_t>(e.bitmap >> 32);
     if (d.alloc_mask & d.zero_mask)
-      return make_error(Errc::Io, "corrupt qcow2 extended L2 entry: subclusters both allocated "
-                        "and zero (bitmap 0x{:016x})", e.bitmap);
+      return make_error(Errc::Io,
+                        "corrupt qcow2 extended L2 entry: subclusters both allocated "
+                        "and zero (bitmap 0x{:016x})",
+                        e.bitmap);
     if (d.alloc_mask && off == 0)
-      return make_error(Errc::Io, "corrupt qcow2 extended L2 entry: allocated subclusters "
+      return make_error(Errc::Io,
+                        "corrupt qcow2 extended L2 entry: allocated subclusters "
                         "without a host cluster");
     d.type = off ? ClusterType::Normal : ClusterType::Unallocated;
     return d;
@@ -391,10 +431,13 @@ SubclusterState subcluster_state(const Geometry& geo, const DecodedL2& d, uint32
     return SubclusterState::Unallocated;
   }
   switch (d.type) {
-    case ClusterType::Unallocated: return SubclusterState::Unallocated;
+    case ClusterType::Unallocated:
+      return SubclusterState::Unallocated;
     case ClusterType::ZeroPlain:
-    case ClusterType::ZeroAllocated: return SubclusterState::Zero;
-    default: return SubclusterState::Data;
+    case ClusterType::ZeroAllocated:
+      return SubclusterState::Zero;
+    default:
+      return SubclusterState::Data;
   }
 }
 
@@ -433,11 +476,15 @@ Result<uint64_t> decode_reftable_entry(const Geometry& geo, uint64_t entry, uint
                       entry);
   if (entry == 0) return uint64_t{0};
   if (!is_power_of_two_offset(entry, geo.cluster_size))
-    return make_error(Errc::Io, "corrupt qcow2 refcount table entry: block offset {} is not "
-                      "cluster aligned", entry);
+    return make_error(Errc::Io,
+                      "corrupt qcow2 refcount table entry: block offset {} is not "
+                      "cluster aligned",
+                      entry);
   if (entry >= host_limit || entry >= kMaxHostOffset)
-    return make_error(Errc::Io, "corrupt qcow2 refcount table entry: block at {} lies beyond the "
-                      "end of the image ({})", entry, host_limit);
+    return make_error(Errc::Io,
+                      "corrupt qcow2 refcount table entry: block at {} lies beyond the "
+                      "end of the image ({})",
+                      entry, host_limit);
   return entry;
 }
 

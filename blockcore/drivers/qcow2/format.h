@@ -28,10 +28,18 @@ inline void store_be(std::byte* p, int bytes, uint64_t v) {
     v >>= 8;
   }
 }
-inline uint64_t load_be64(const std::byte* p) { return load_be(p, 8); }
-inline uint32_t load_be32(const std::byte* p) { return static_cast<uint32_t>(load_be(p, 4)); }
-inline void store_be64(std::byte* p, uint64_t v) { store_be(p, 8, v); }
-inline void store_be32(std::byte* p, uint32_t v) { store_be(p, 4, v); }
+inline uint64_t load_be64(const std::byte* p) {
+  return load_be(p, 8);
+}
+inline uint32_t load_be32(const std::byte* p) {
+  return static_cast<uint32_t>(load_be(p, 4));
+}
+inline void store_be64(std::byte* p, uint64_t v) {
+  store_be(p, 8, v);
+}
+inline void store_be32(std::byte* p, uint32_t v) {
+  store_be(p, 4, v);
+}
 
 // ---- constants --------------------------------------------------------------------------------
 inline constexpr uint32_t kMagic = 0x514649fb;  // "QFI\xfb"
@@ -39,13 +47,14 @@ inline constexpr uint32_t kV2HeaderLength = 72;
 inline constexpr uint32_t kV3MinHeaderLength = 104;
 inline constexpr uint32_t kV3HeaderLength = 112;  // what we write: up to compression_type, padded
 inline constexpr uint32_t kMinClusterBits = 9;
-inline constexpr uint32_t kMaxClusterBits = 21;   // 2 MiB, QEMU's implementation limit
+inline constexpr uint32_t kMaxClusterBits = 21;  // 2 MiB, QEMU's implementation limit
 inline constexpr uint32_t kMinExtendedL2ClusterBits = 14;
 inline constexpr uint32_t kMaxBackingNameLength = 1023;
-inline constexpr uint64_t kMaxL1Bytes = 32ull << 20;        // QEMU's limit on the L1 table
-inline constexpr uint64_t kMaxRefcountTableBytes = 8ull << 20;  // QEMU's limit on the refcount table
-inline constexpr uint64_t kMaxVirtualSize = 1ull << 61;     // past this offsets overflow int64 math
-inline constexpr uint64_t kMaxHostOffset = 1ull << 56;      // L1/L2 offset fields hold bits 9..55
+inline constexpr uint64_t kMaxL1Bytes = 32ull << 20;  // QEMU's limit on the L1 table
+inline constexpr uint64_t kMaxRefcountTableBytes = 8ull
+                                                   << 20;  // QEMU's limit on the refcount table
+inline constexpr uint64_t kMaxVirtualSize = 1ull << 61;    // past this offsets overflow int64 math
+inline constexpr uint64_t kMaxHostOffset = 1ull << 56;     // L1/L2 offset fields hold bits 9..55
 
 inline constexpr uint64_t kIncompatDirty = 1u << 0;
 inline constexpr uint64_t kIncompatCorrupt = 1u << 1;
@@ -66,7 +75,7 @@ inline constexpr uint32_t kExtDataFile = 0x44415441;
 inline constexpr uint64_t kOflagCopied = 1ull << 63;
 inline constexpr uint64_t kOflagCompressed = 1ull << 62;
 inline constexpr uint64_t kOflagZero = 1ull << 0;
-inline constexpr uint64_t kL1OffsetMask = 0x00fffffffffffe00ull;  // bits 9..55
+inline constexpr uint64_t kL1OffsetMask = 0x00fffffffffffe00ull;    // bits 9..55
 inline constexpr uint64_t kL1ReservedMask = 0x7f000000000001ffull;  // bits 0..8, 56..62
 inline constexpr uint64_t kL2OffsetMask = 0x00fffffffffffe00ull;
 inline constexpr uint64_t kL2StdReservedMask = 0x3f000000000001feull;  // bits 1..8, 56..61
@@ -126,8 +135,8 @@ Result<Header> parse_fixed_header(std::span<const std::byte> bytes);
 // image's first min(cluster size, file length) bytes.
 Result<Header> parse_header_cluster(std::span<const std::byte> bytes);
 
-// Writes a header (fixed fields, extensions, end marker, backing name) into one cluster; fails with a
-// clear error when it does not fit. Returns the bytes to write at offset 0 (<= cluster size).
+// Writes a header (fixed fields, extensions, end marker, backing name) into one cluster; fails with
+// a clear error when it does not fit. Returns the bytes to write at offset 0 (<= cluster size).
 Result<std::vector<std::byte>> serialize_header_cluster(const Header& header);
 
 // Derived sizes of an image, checked against the limits the driver enforces.
@@ -161,10 +170,10 @@ Result<Geometry> validate_header(const Header& header, uint64_t file_length);
 
 // ---- L2 entries -------------------------------------------------------------------------------
 enum class ClusterType : uint8_t {
-  Unallocated,      // offset 0, no zero flag: read from the backing
-  ZeroPlain,        // zero flag, no host cluster
-  ZeroAllocated,    // zero flag with a preallocated host cluster
-  Normal,           // data at host_offset
+  Unallocated,    // offset 0, no zero flag: read from the backing
+  ZeroPlain,      // zero flag, no host cluster
+  ZeroAllocated,  // zero flag with a preallocated host cluster
+  Normal,         // data at host_offset
   Compressed,
 };
 

@@ -9,7 +9,9 @@
 namespace chainfs::qcow2 {
 
 namespace {
-uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+uint64_t align_up(uint64_t v, uint64_t a) {
+  return (v + a - 1) / a * a;
+}
 }  // namespace
 
 // ---- MemoryHostFile ---------------------------------------------------------------------------
@@ -47,8 +49,8 @@ std::vector<std::byte> MemoryHostFile::contents() const {
 uint64_t default_cache_bytes(const Geometry& geo) {
   // L2 tables for 8 GiB of mapped data, but not more than 16 MiB (tiny clusters) and at least
   // a few tables; plus a quarter of that for refcount blocks.
-  const uint64_t l2_bytes = std::clamp<uint64_t>((8ull << 30) / geo.cluster_size * geo.l2_entry_bytes,
-                                                 4 * geo.cluster_size, 16ull << 20);
+  const uint64_t l2_bytes = std::clamp<uint64_t>(
+      (8ull << 30) / geo.cluster_size * geo.l2_entry_bytes, 4 * geo.cluster_size, 16ull << 20);
   return l2_bytes + std::max<uint64_t>(l2_bytes / 4, 4 * geo.cluster_size);
 }
 
@@ -100,13 +102,16 @@ Result<void> Image::load(const ImageOptions& options) {
   read_only_ = options.read_only;
   std::string reason;
   if (header_.nb_snapshots > 0)
-    reason = fmt::format("the image has {} internal snapshot(s), whose shared clusters chainfs "
-                         "does not manage", header_.nb_snapshots);
+    reason = fmt::format(
+        "the image has {} internal snapshot(s), whose shared clusters chainfs "
+        "does not manage",
+        header_.nb_snapshots);
   else if (header_.incompatible_features & kIncompatCorrupt)
     reason = "the image is marked corrupt (run 'qemu-img check -r all' to repair it)";
   else if (header_.incompatible_features & kIncompatDirty)
-    reason = "the image was not closed cleanly while using lazy refcounts (dirty bit set), so its "
-             "refcounts may be wrong (run 'qemu-img check -r all')";
+    reason =
+        "the image was not closed cleanly while using lazy refcounts (dirty bit set), so its "
+        "refcounts may be wrong (run 'qemu-img check -r all')";
   if (!reason.empty() && !read_only_) {
     read_only_ = true;
     forced_read_only_reason_ = reason;
@@ -133,7 +138,8 @@ Result<void> Image::load(const ImageOptions& options) {
       if (e & ~kRefTableReservedMask) blocks.push_back(e & ~kRefTableReservedMask);
     std::sort(blocks.begin(), blocks.end());
     if (std::adjacent_find(blocks.begin(), blocks.end()) != blocks.end())
-      return make_error(Errc::Invalid, "corrupt qcow2 image: two refcount table entries point at "
+      return make_error(Errc::Invalid,
+                        "corrupt qcow2 image: two refcount table entries point at "
                         "the same refcount block");
   }
 
@@ -168,7 +174,8 @@ std::optional<BackingReference> Image::backing_reference() const {
 
 Result<void> Image::set_backing_reference(const std::optional<BackingReference>& ref) {
   if (read_only_)
-    return make_error(Errc::ReadOnly, "cannot record a new backing file in a read-only qcow2 image");
+    return make_error(Errc::ReadOnly,
+                      "cannot record a new backing file in a read-only qcow2 image");
   std::lock_guard lock(meta_mutex_);
   Header updated = header_;
   if (ref && !ref->filename.empty()) {
@@ -272,8 +279,10 @@ Result<TableCache::Table*> Image::l2_for(uint64_t guest_cluster, bool allocate) 
     return table;
   }
   if (allocate && !(entry & kOflagCopied))
-    return make_error(Errc::Io, "qcow2: L2 table at {} is shared (copied flag clear); refusing to "
-                      "write through it", l2_offset);
+    return make_error(Errc::Io,
+                      "qcow2: L2 table at {} is shared (copied flag clear); refusing to "
+                      "write through it",
+                      l2_offset);
   return load_l2(l2_offset);
 }
 
@@ -301,14 +310,15 @@ Result<void> Image::truncate(uint64_t new_size) {
                       old_size, new_size);
   if (new_size == old_size) return {};
   if (new_size > kMaxVirtualSize)
-    return make_error(Errc::TooLarge, "qcow2 virtual size {} is larger than the limit {}",
-                      new_size, kMaxVirtualSize);
+    return make_error(Errc::TooLarge, "qcow2 virtual size {} is larger than the limit {}", new_size,
+                      kMaxVirtualSize);
   {
     std::lock_guard lock(meta_mutex_);
     const uint64_t needed = geo_.l1_entries_for(new_size);
     if (needed * 8 > kMaxL1Bytes)
-      return make_error(Errc::TooLarge, "qcow2 virtual size {} needs an L1 table larger than {} MiB",
-                        new_size, kMaxL1Bytes >> 20);
+      return make_error(Errc::TooLarge,
+                        "qcow2 virtual size {} needs an L1 table larger than {} MiB", new_size,
+                        kMaxL1Bytes >> 20);
     std::byte fields[24];
     if (needed > l1_.size()) {
       // A new, larger L1 elsewhere: write the current one back, copy it, sync, then switch the

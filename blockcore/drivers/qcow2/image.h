@@ -3,7 +3,8 @@
 // backing chain through BackingReader, so every piece can be driven without a Graph.
 //
 // Design note — state and locks
-//   ranges_      per-guest-cluster range locks (range_lock.h): shared for data I/O on clusters whose
+//   ranges_      per-guest-cluster range locks (range_lock.h): shared for data I/O on clusters
+//   whose
 //                mapping stays, exclusive for anything that changes a mapping. Taken first.
 //   meta_mutex_  guards all metadata: header_, l1_, reftable_, both table caches, the allocator
 //                (free_hint_, host_end_), pending_frees_ and the allocation counters. Held while
@@ -25,8 +26,8 @@
 //      grown refcount table or L1 table is written and synced before the header points at it with
 //      one small write inside the first sector.
 //   A crash can therefore only leak clusters (raised refcount, no reference yet; or reference
-//   dropped, refcount not yet lowered) — never leave a reference to a free cluster. flush() runs the
-//   whole write-back and syncs, so every write whose flush returned is on disk.
+//   dropped, refcount not yet lowered) — never leave a reference to a free cluster. flush() runs
+//   the whole write-back and syncs, so every write whose flush returned is on disk.
 #pragma once
 
 #include <atomic>
@@ -115,7 +116,7 @@ class Image {
   Result<void> close();
 
  private:
-  struct Plan;          // image_write.cpp: what one write-like request does per cluster
+  struct Plan;  // image_write.cpp: what one write-like request does per cluster
   struct ClusterWork;
   enum class WriteKind : uint8_t { Data, Zeroes, Discard };
 
@@ -131,7 +132,8 @@ class Image {
   Result<void> write_l2_table(TableCache::Table& table);
   // Loads the uncached L2 tables of a cluster range with the mutex released (held on entry and
   // on return); best effort: the lookups that follow load whatever is still missing.
-  void prefetch_l2(std::unique_lock<std::mutex>& lock, uint64_t first_cluster, uint64_t last_cluster);
+  void prefetch_l2(std::unique_lock<std::mutex>& lock, uint64_t first_cluster,
+                   uint64_t last_cluster);
   // The L2 table covering a guest cluster; nullptr when unallocated and !allocate.
   Result<TableCache::Table*> l2_for(uint64_t guest_cluster, bool allocate);
   Result<DecodedL2> mapping(uint64_t guest_cluster);
@@ -154,8 +156,8 @@ class Image {
   Result<void> count_used_clusters();
 
   // ---- write-back (meta_mutex_ held; image_alloc.cpp) -------------------------------------
-  Result<void> write_refblocks();   // dirty refcount blocks, then sync if anything changed
-  Result<void> write_back_all();    // the full flush order (see the design note)
+  Result<void> write_refblocks();  // dirty refcount blocks, then sync if anything changed
+  Result<void> write_back_all();   // the full flush order (see the design note)
   Result<void> write_header_fields(uint64_t offset, std::span<const std::byte> bytes);
   Result<void> sync_file();
   Result<void> make_room(TableCache& cache);  // evicts one table (writing it back) if full
@@ -179,14 +181,14 @@ class Image {
 
   mutable std::mutex meta_mutex_;  // lock order: after ranges_; never held during guest data I/O
   Header header_;
-  std::vector<uint64_t> l1_;        // raw big-endian-decoded L1 entries
-  std::vector<uint8_t> l1_dirty_;   // per entry: changed in memory, not yet written
+  std::vector<uint64_t> l1_;       // raw big-endian-decoded L1 entries
+  std::vector<uint8_t> l1_dirty_;  // per entry: changed in memory, not yet written
   bool any_l1_dirty_ = false;
   std::vector<uint64_t> reftable_;  // raw refcount table entries (written through)
   std::unique_ptr<TableCache> l2_cache_;
   std::unique_ptr<TableCache> refblock_cache_;
-  uint64_t host_end_ = 0;      // first byte past everything the image uses or we allocated
-  uint64_t free_hint_ = 0;     // first cluster index that may be free
+  uint64_t host_end_ = 0;            // first byte past everything the image uses or we allocated
+  uint64_t free_hint_ = 0;           // first cluster index that may be free
   bool refcounts_unsynced_ = false;  // refcount blocks written since the last sync
   bool l2_unsynced_ = false;         // L2 tables written since the last sync
   uint64_t sync_count_ = 0;          // file syncs done (flush syncs at least once)
@@ -197,8 +199,8 @@ class Image {
   };
   std::vector<PendingFree> pending_frees_;
   std::optional<int64_t> used_clusters_;  // clusters with refcount > 0 (counted lazily)
-  int64_t metadata_clusters_ = 0;          // header, tables, refcount blocks, L2 tables
-  int64_t pending_data_clusters_ = 0;      // data clusters on pending_frees_
+  int64_t metadata_clusters_ = 0;         // header, tables, refcount blocks, L2 tables
+  int64_t pending_data_clusters_ = 0;     // data clusters on pending_frees_
 };
 
 // Default metadata cache budget for a geometry: L2 tables for 8 GiB of mapped data, within bounds.

@@ -9,7 +9,9 @@
 namespace chainfs::qcow2 {
 
 namespace {
-uint64_t ceil_div(uint64_t a, uint64_t b) { return a / b + (a % b ? 1 : 0); }
+uint64_t ceil_div(uint64_t a, uint64_t b) {
+  return a / b + (a % b ? 1 : 0);
+}
 }  // namespace
 
 Result<TableCache::Table*> Image::load_refblock(uint64_t offset) {
@@ -43,8 +45,10 @@ Result<void> Image::change_refcount(uint64_t cluster_index, int64_t delta) {
   const uint64_t index = cluster_index & (geo_.refblock_entries - 1);
   const uint64_t old = refcount_get(geo_, t->bytes, index);
   if (delta < 0 && old < static_cast<uint64_t>(-delta))
-    return make_error(Errc::Io, "qcow2: refcount of cluster {} would drop below zero (corrupt "
-                      "image)", cluster_index);
+    return make_error(Errc::Io,
+                      "qcow2: refcount of cluster {} would drop below zero (corrupt "
+                      "image)",
+                      cluster_index);
   if (delta > 0 && refcount_max(geo_) - old < static_cast<uint64_t>(delta))
     return make_error(Errc::Io, "qcow2: refcount of cluster {} would overflow {} bits",
                       cluster_index, geo_.refcount_bits);
@@ -73,8 +77,10 @@ bool Image::overlaps_static_metadata(uint64_t cluster_index) const {
 
 Result<void> Image::create_refblock(uint64_t table_index, uint64_t at_cluster) {
   if (overlaps_static_metadata(at_cluster))
-    return make_error(Errc::Io, "qcow2: metadata cluster {} is not covered by a refcount block "
-                      "(corrupt image)", at_cluster);
+    return make_error(Errc::Io,
+                      "qcow2: metadata cluster {} is not covered by a refcount block "
+                      "(corrupt image)",
+                      at_cluster);
   const uint64_t offset = at_cluster << geo_.cluster_bits;
   std::vector<std::byte> bytes(geo_.cluster_size);
   refcount_set(geo_, bytes, at_cluster & (geo_.refblock_entries - 1), 1);  // it counts itself
@@ -178,8 +184,10 @@ Result<uint64_t> Image::alloc_cluster_from(uint64_t& cursor) {
     for (uint64_t i = index; i < end; ++i) {
       if (refcount_get(geo_, t->bytes, i & mask) != 0) continue;
       if (overlaps_static_metadata(i))
-        return make_error(Errc::Io, "qcow2: metadata cluster {} has refcount 0 (corrupt image); "
-                          "refusing to allocate over it", i);
+        return make_error(Errc::Io,
+                          "qcow2: metadata cluster {} has refcount 0 (corrupt image); "
+                          "refusing to allocate over it",
+                          i);
       CHAINFS_TRY(change_refcount(i, +1));
       cursor = i + 1;
       host_end_ = std::max(host_end_, (i + 1) << geo_.cluster_bits);
@@ -207,8 +215,8 @@ Result<uint64_t> Image::alloc_contiguous(uint64_t count) {
       ++run_length;
       continue;
     }
-    if (run_length) CHAINFS_TRY(free_now(run_start << geo_.cluster_bits,
-                                         run_length << geo_.cluster_bits));
+    if (run_length)
+      CHAINFS_TRY(free_now(run_start << geo_.cluster_bits, run_length << geo_.cluster_bits));
     run_start = index;
     run_length = 1;
   }

@@ -14,7 +14,7 @@ struct ReadSegment {
   uint64_t pos = 0;  // offset in the request buffer
   uint64_t length = 0;
   SubclusterState state = SubclusterState::Unallocated;
-  uint64_t host = 0;  // Data: host offset of pos
+  uint64_t host = 0;                           // Data: host offset of pos
   uint64_t coffset = 0, csize = 0, intra = 0;  // Compressed: descriptor and offset in the cluster
 };
 
@@ -33,7 +33,8 @@ void append(std::vector<ReadSegment>& segs, const ReadSegment& s) {
 
 }  // namespace
 
-Result<void> Image::read_compressed(uint64_t coffset, uint64_t csize, std::span<std::byte> cluster) {
+Result<void> Image::read_compressed(uint64_t coffset, uint64_t csize,
+                                    std::span<std::byte> cluster) {
   std::vector<std::byte> compressed(csize);
   CHAINFS_TRY(host_read(coffset, compressed));
   return decompress_cluster(geo_.compression, compressed, cluster);
@@ -59,7 +60,8 @@ Result<void> Image::read(uint64_t offset, std::span<std::byte> buf) {
       } else {
         for (uint64_t at = intra; at < intra + n;) {
           const uint32_t sc = static_cast<uint32_t>(at >> geo_.subcluster_bits);
-          const uint64_t sc_end = std::min<uint64_t>(intra + n, uint64_t{sc + 1} << geo_.subcluster_bits);
+          const uint64_t sc_end =
+              std::min<uint64_t>(intra + n, uint64_t{sc + 1} << geo_.subcluster_bits);
           const SubclusterState st = subcluster_state(geo_, d, sc);
           append(segs, {pos + (at - intra), sc_end - at, st,
                         st == SubclusterState::Data ? d.host_offset + at : 0, 0, 0, 0});
@@ -110,9 +112,12 @@ Result<BlockStatus> Image::block_status(uint64_t offset, uint64_t length) {
   auto to_alloc = [](SubclusterState st) {
     switch (st) {
       case SubclusterState::Data:
-      case SubclusterState::Compressed: return Alloc::Data;
-      case SubclusterState::Zero: return Alloc::Zero;
-      default: return Alloc::Unallocated;
+      case SubclusterState::Compressed:
+        return Alloc::Data;
+      case SubclusterState::Zero:
+        return Alloc::Zero;
+      default:
+        return Alloc::Unallocated;
     }
   };
   std::lock_guard lock(meta_mutex_);

@@ -18,11 +18,11 @@ namespace chainfs::qcow2 {
 
 struct Image::ClusterWork {
   struct Fill {
-    uint64_t from = 0, to = 0;  // byte range in the cluster
+    uint64_t from = 0, to = 0;                              // byte range in the cluster
     SubclusterState source = SubclusterState::Unallocated;  // backing | old host data | compressed
   };
   uint64_t guest_cluster = 0;
-  uint64_t host = 0;  // host cluster the data goes to (0: metadata-only change)
+  uint64_t host = 0;                  // host cluster the data goes to (0: metadata-only change)
   uint64_t wstart = 0, wend = 0;      // byte range of the cluster written
   const std::byte* direct = nullptr;  // caller's bytes for [wstart, wend): no staging copy
   std::vector<std::byte> staging;     // otherwise the bytes to write
@@ -32,7 +32,7 @@ struct Image::ClusterWork {
   bool allocated = false;             // `host` was allocated for this request
   bool set_entry = false;
   L2Entry entry;
-  std::vector<PendingFree> frees;     // old clusters to release once the entry is installed
+  std::vector<PendingFree> frees;  // old clusters to release once the entry is installed
 };
 
 struct Image::Plan {
@@ -70,7 +70,8 @@ Result<bool> Image::try_write_in_place(uint64_t offset, std::span<const std::byt
       CHAINFS_ASSIGN_OR_RETURN(DecodedL2 d, mapping(guest >> geo_.cluster_bits));
       if (d.type != ClusterType::Normal || !d.copied) return false;
       if (geo_.extended_l2) {
-        for (uint64_t sc = intra >> geo_.subcluster_bits; sc <= (intra + n - 1) >> geo_.subcluster_bits; ++sc)
+        for (uint64_t sc = intra >> geo_.subcluster_bits;
+             sc <= (intra + n - 1) >> geo_.subcluster_bits; ++sc)
           if (!(d.alloc_mask & (1u << sc))) return false;
       }
       const uint64_t host = d.host_offset + intra;
@@ -109,8 +110,8 @@ Result<void> Image::modify(uint64_t offset, uint64_t length, const std::byte* da
       for (uint64_t pos = start; pos < chunk_end;) {
         const uint64_t s = pos & (cs - 1);
         const uint64_t e = std::min(cs, s + (chunk_end - pos));
-        auto planned = plan_cluster(pos / cs, s, e, chunk_data ? chunk_data + (pos - start) : nullptr,
-                                    kind, plan);
+        auto planned = plan_cluster(pos / cs, s, e,
+                                    chunk_data ? chunk_data + (pos - start) : nullptr, kind, plan);
         if (!planned.ok()) {
           for (const ClusterWork& w : plan.work)
             if (w.allocated) free_now(w.host, cs).ignore_error();  // never referenced
@@ -150,9 +151,9 @@ Result<void> Image::plan_cluster(uint64_t guest_cluster, uint64_t s, uint64_t e,
     plan.work.push_back(std::move(w));
     return {};
   };
-  const bool plain_zero = ext ? (!has_host && d.type != ClusterType::Compressed &&
-                                 d.zero_mask == 0xffffffffu)
-                              : d.type == ClusterType::ZeroPlain;
+  const bool plain_zero =
+      ext ? (!has_host && d.type != ClusterType::Compressed && d.zero_mask == 0xffffffffu)
+          : d.type == ClusterType::ZeroPlain;
   const bool plain_unallocated = d.type == ClusterType::Unallocated && (!ext || d.zero_mask == 0);
 
   if (kind == WriteKind::Discard) {
@@ -190,9 +191,11 @@ Result<void> Image::plan_cluster(uint64_t guest_cluster, uint64_t s, uint64_t e,
       return metadata_only(L2Entry{0, 0});
     }
     bool already_zero = d.type != ClusterType::Compressed;
-    for (uint64_t sc = s >> geo_.subcluster_bits; already_zero && sc <= (e - 1) >> geo_.subcluster_bits; ++sc) {
+    for (uint64_t sc = s >> geo_.subcluster_bits;
+         already_zero && sc <= (e - 1) >> geo_.subcluster_bits; ++sc) {
       const SubclusterState st = subcluster_state(geo_, d, static_cast<uint32_t>(sc));
-      already_zero = st == SubclusterState::Zero || (st == SubclusterState::Unallocated && !backing);
+      already_zero =
+          st == SubclusterState::Zero || (st == SubclusterState::Unallocated && !backing);
     }
     if (already_zero) return {};
     data = nullptr;  // a data write of zeros over [s, e)
@@ -291,7 +294,9 @@ Result<void> Image::execute(Plan& plan) {
     for (size_t i = from; i < plan.work.size(); ++i)
       if (plan.work[i].allocated) free_now(plan.work[i].host, cs).ignore_error();
   };
-  auto staging_at = [](ClusterWork& w, uint64_t from) { return w.staging.data() + (from - w.wstart); };
+  auto staging_at = [](ClusterWork& w, uint64_t from) {
+    return w.staging.data() + (from - w.wstart);
+  };
 
   // Phase 1: what the copy-on-write needs, all host reads in one submit.
   std::vector<IoOp> ops;
@@ -301,7 +306,8 @@ Result<void> Image::execute(Plan& plan) {
     bool wants_compressed = false;
     for (const ClusterWork::Fill& f : w.fills) {
       if (f.source == SubclusterState::Data)
-        ops.push_back({IoOp::Kind::Read, w.fill_host + f.from, staging_at(w, f.from), f.to - f.from});
+        ops.push_back(
+            {IoOp::Kind::Read, w.fill_host + f.from, staging_at(w, f.from), f.to - f.from});
       wants_compressed |= f.source == SubclusterState::Compressed;
     }
     if (wants_compressed) {

@@ -124,6 +124,8 @@ class Qcow2Driver final : public Driver {
 
 }  // namespace
 
-std::unique_ptr<Driver> make_qcow2_driver() { return std::make_unique<Qcow2Driver>(); }
+std::unique_ptr<Driver> make_qcow2_driver() {
+  return std::make_unique<Qcow2Driver>();
+}
 
 }  // namespace chainfs

@@ -121,8 +121,7 @@ TEST(Qcow2Corruption, EveryByteOfEveryMetadataStructure_NeverCrashes) {
   auto compressed = make_image(dir, "-c");
   const Layout c = layout_of(compressed);
   corrupt_each_byte(compressed, c.l2_offset, c.l2_offset + 64, "compressed descriptors");
-  const uint64_t coffset =
-      qcow2::load_be64(compressed.data() + c.l2_offset) & ((1ull << 54) - 1);
+  const uint64_t coffset = qcow2::load_be64(compressed.data() + c.l2_offset) & ((1ull << 54) - 1);
   corrupt_each_byte(compressed, coffset, coffset + 48, "compressed data");
 }
 

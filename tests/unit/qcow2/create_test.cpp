@@ -87,8 +87,10 @@ TEST(Qcow2Create, RefusesExistingFileAndMissingFolder_LeavesNothing) {
 TEST(Qcow2BackingReference, SetAndClear_QemuImgInfoAgrees) {
   REQUIRE_QEMU_IMG();
   TempDir dir;
-  must_run("cd '" + dir.path() + "' && qemu-img create -f qcow2 a.qcow2 4M && "
-           "qemu-img create -f raw b.raw 4M && qemu-img create -f qcow2 -b a.qcow2 -F qcow2 top.qcow2");
+  must_run(
+      "cd '" + dir.path() +
+      "' && qemu-img create -f qcow2 a.qcow2 4M && "
+      "qemu-img create -f raw b.raw 4M && qemu-img create -f qcow2 -b a.qcow2 -F qcow2 top.qcow2");
   {
     auto opened = open_chain(dir.file("top.qcow2"), false);
     ASSERT_TRUE(opened.ok()) << opened.error().message;
@@ -100,7 +102,8 @@ TEST(Qcow2BackingReference, SetAndClear_QemuImgInfoAgrees) {
     ASSERT_TRUE(driver.set_backing_reference(BackingReference{"b.raw", "raw"}).ok());
     EXPECT_EQ(driver.backing_reference()->filename, "b.raw");
     // A name longer than the format allows is refused; the header stays as it was.
-    EXPECT_FALSE(driver.set_backing_reference(BackingReference{std::string(1024, 'y'), "raw"}).ok());
+    EXPECT_FALSE(
+        driver.set_backing_reference(BackingReference{std::string(1024, 'y'), "raw"}).ok());
   }
   std::string out;
   must_run("qemu-img info '" + dir.file("top.qcow2") + "' > '" + dir.file("info.txt") + "'");
@@ -122,7 +125,8 @@ TEST(Qcow2BackingReference, GraphSetBacking_PersistsInTheHeader_ReadsFollowTheNe
   TempDir dir;
   std::vector<std::byte> other(1 << 20, std::byte{0x3c});
   write_file(dir.file("other.raw"), other);
-  must_run("cd '" + dir.path() + "' && qemu-img create -f qcow2 a.qcow2 1M && "
+  must_run("cd '" + dir.path() +
+           "' && qemu-img create -f qcow2 a.qcow2 1M && "
            "qemu-img create -f qcow2 -b a.qcow2 -F qcow2 top.qcow2");
   {
     auto opened = open_chain(dir.file("top.qcow2"), false);
@@ -172,7 +176,8 @@ TEST(Qcow2Open, InternalSnapshot_OpensReadOnlyWithReason) {
   REQUIRE_QEMU_IMG();
   TempDir dir;
   const std::string image = dir.file("a.qcow2");
-  must_run("qemu-img create -f qcow2 '" + image + "' 4M && qemu-img snapshot -c snap1 '" + image + "'");
+  must_run("qemu-img create -f qcow2 '" + image + "' 4M && qemu-img snapshot -c snap1 '" + image +
+           "'");
   auto opened = open_chain(image, false);
   ASSERT_TRUE(opened.ok()) << opened.error().message;
   Node& top = *(*opened)->top;
@@ -226,7 +231,8 @@ TEST(Qcow2Open, InsaneSizesAndTablesPastTheEnd_AreRefused) {
   poke(image, 40, {0, 0, 0, 0x10, 0, 0, 0, 0});  // L1 table far past the end
   opened = open_chain(image, true);
   ASSERT_FALSE(opened.ok());
-  EXPECT_NE(opened.error().message.find("beyond the end"), std::string::npos) << opened.error().message;
+  EXPECT_NE(opened.error().message.find("beyond the end"), std::string::npos)
+      << opened.error().message;
   write_file(image, pristine);
   poke(image, 36, {0x10, 0, 0, 0});  // l1_size 256M entries
   opened = open_chain(image, true);

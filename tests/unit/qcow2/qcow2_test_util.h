@@ -58,11 +58,13 @@ inline void must_run(const std::string& cmd) {
   ASSERT_EQ(rc, 0) << cmd << "\n" << out;
 }
 
-inline bool have_qemu_img() { return run("qemu-img --version") == 0 && run("qemu-io --version") == 0; }
+inline bool have_qemu_img() {
+  return run("qemu-img --version") == 0 && run("qemu-io --version") == 0;
+}
 
-#define REQUIRE_QEMU_IMG()                                                        \
-  do {                                                                            \
-    if (!::chainfs::qcow2_test::have_qemu_img())                                  \
+#define REQUIRE_QEMU_IMG()                                                           \
+  do {                                                                               \
+    if (!::chainfs::qcow2_test::have_qemu_img())                                     \
       GTEST_SKIP() << "qemu-img/qemu-io are not installed (apt install qemu-utils)"; \
   } while (0)
 
@@ -76,7 +78,8 @@ inline std::vector<std::byte> read_file(const std::string& path) {
 
 inline void write_file(const std::string& path, const std::vector<std::byte>& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
 }
 
 inline void fill_random(std::mt19937_64& rng, std::byte* p, size_t n) {
@@ -96,8 +99,11 @@ inline std::vector<std::byte> mixed_content(size_t size, uint64_t seed) {
   for (size_t off = 0; off < size;) {
     size_t run = std::min<size_t>(size - off, 4096 + rng() % (300 * 1024));
     switch (rng() % 4) {
-      case 0: break;  // zeros
-      case 1: fill_random(rng, data.data() + off, run); break;
+      case 0:
+        break;  // zeros
+      case 1:
+        fill_random(rng, data.data() + off, run);
+        break;
       case 2:
         for (size_t i = 0; i < run; ++i) data[off + i] = static_cast<std::byte>((i / 7) & 0xff);
         break;

@@ -55,8 +55,7 @@ TEST_P(Qcow2Read, MatchesQemuConvert) {
 INSTANTIATE_TEST_SUITE_P(
     Variants, Qcow2Read,
     ::testing::Values(
-        ReadVariant{"v3_64k", ""},
-        ReadVariant{"v2_compat010", "-o compat=0.10"},
+        ReadVariant{"v3_64k", ""}, ReadVariant{"v2_compat010", "-o compat=0.10"},
         ReadVariant{"cluster512", "-o cluster_size=512"},
         ReadVariant{"cluster4k", "-o cluster_size=4096"},
         ReadVariant{"cluster2m", "-o cluster_size=2M"},
@@ -65,19 +64,18 @@ INSTANTIATE_TEST_SUITE_P(
         ReadVariant{"refcount4", "-o refcount_bits=4"},
         ReadVariant{"refcount8", "-o refcount_bits=8"},
         ReadVariant{"refcount32", "-o refcount_bits=32"},
-        ReadVariant{"refcount64", "-o refcount_bits=64"},
-        ReadVariant{"compressed_zlib", "-c"},
+        ReadVariant{"refcount64", "-o refcount_bits=64"}, ReadVariant{"compressed_zlib", "-c"},
         ReadVariant{"compressed_zstd", "-c -o compression_type=zstd"},
         ReadVariant{"compressed_4k_clusters", "-c -o cluster_size=4096"},
-        ReadVariant{"zero_clusters", "", "-c 'write -z 0 1M' -c 'write -z 1536k 64k' -c 'write -z -u 3M 512k'"},
+        ReadVariant{"zero_clusters", "",
+                    "-c 'write -z 0 1M' -c 'write -z 1536k 64k' -c 'write -z -u 3M 512k'"},
         ReadVariant{"extended_l2", "-o extended_l2=on",
                     "-c 'write -P 0x5a 70k 3k' -c 'write -z 131k 8k' -c 'write -z 1M 2k' "
                     "-c 'discard 2M 64k'"},
         ReadVariant{"extended_l2_compressed", "-c -o extended_l2=on,cluster_size=32k"},
         ReadVariant{"preallocation_metadata", "-o preallocation=metadata",
                     "-c 'write -P 0x33 100k 200k'"},
-        ReadVariant{"lazy_refcounts_clean", "-o lazy_refcounts=on",
-                    "-c 'write -P 0x44 3M 300k'"}),
+        ReadVariant{"lazy_refcounts_clean", "-o lazy_refcounts=on", "-c 'write -P 0x44 3M 300k'"}),
     [](const ::testing::TestParamInfo<ReadVariant>& info) { return std::string(info.param.name); });
 
 TEST(Qcow2Read, BackingChain_RelativeAndAbsoluteNames_MatchQemuConvert) {
@@ -120,7 +118,8 @@ TEST(Qcow2Read, EightLayerChain_MixedNamesRawBase_MatchesQemuConvert_AndWritesSt
   }
   const std::string top = dir.file("layer7.qcow2");
   expect_same_as_qemu(top, dir.path());
-  must_run("qemu-img convert -O raw '" + dir.file("layer6.qcow2") + "' '" + dir.file("l6.raw") + "'");
+  must_run("qemu-img convert -O raw '" + dir.file("layer6.qcow2") + "' '" + dir.file("l6.raw") +
+           "'");
   {
     auto opened = open_chain(top, false);
     ASSERT_TRUE(opened.ok()) << opened.error().message;
@@ -129,7 +128,8 @@ TEST(Qcow2Read, EightLayerChain_MixedNamesRawBase_MatchesQemuConvert_AndWritesSt
     ASSERT_TRUE(node.write(123457, data).ok());
     ASSERT_TRUE(node.flush().ok());
   }
-  must_run("qemu-img convert -O raw '" + dir.file("layer6.qcow2") + "' '" + dir.file("l6b.raw") + "'");
+  must_run("qemu-img convert -O raw '" + dir.file("layer6.qcow2") + "' '" + dir.file("l6b.raw") +
+           "'");
   EXPECT_EQ(first_difference(read_file(dir.file("l6.raw")), read_file(dir.file("l6b.raw"))), -1)
       << "a write through the top changed a lower layer";
   std::string out;
@@ -148,7 +148,7 @@ TEST(Qcow2Read, BackingShorterThanOverlay_ReadsZerosPastItsEnd) {
   auto got = read_all(*(*opened)->top);
   ASSERT_EQ(got.size(), 4u << 20);
   for (size_t i = 0; i < got.size(); ++i) {
-    std::byte want = i < base.size() ? std::byte{0x7e}
+    std::byte want = i < base.size()                              ? std::byte{0x7e}
                      : (i >= (3u << 20) && i < (3u << 20) + 4096) ? std::byte{0x01}
                                                                   : std::byte{0};
     ASSERT_EQ(got[i], want) << "at " << i;

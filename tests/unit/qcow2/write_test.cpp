@@ -84,8 +84,11 @@ TEST_P(Qcow2Write, RandomOperations_MatchReference_AndQemuImgCheckIsClean) {
   write_file(dir.file("reference.raw"), reference);
   std::string out;
   EXPECT_EQ(run("qemu-img check '" + image + "'", &out), 0) << out;
-  EXPECT_EQ(run("qemu-img compare -f qcow2 -F raw '" + image + "' '" + dir.file("reference.raw") + "'",
-                &out), 0) << out;
+  EXPECT_EQ(
+      run("qemu-img compare -f qcow2 -F raw '" + image + "' '" + dir.file("reference.raw") + "'",
+          &out),
+      0)
+      << out;
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -101,8 +104,10 @@ INSTANTIATE_TEST_SUITE_P(
                      8 << 20, 160},
         WriteVariant{"cluster512_refcount_growth",
                      "qemu-img create -f qcow2 -o cluster_size=512 image.qcow2 6M", 6 << 20, 120},
-        WriteVariant{"cluster2m", "qemu-img create -f qcow2 -o cluster_size=2M -b base.raw -F raw image.qcow2 8M",
-                     8 << 20, 80},
+        WriteVariant{
+            "cluster2m",
+            "qemu-img create -f qcow2 -o cluster_size=2M -b base.raw -F raw image.qcow2 8M",
+            8 << 20, 80},
         WriteVariant{"refcount1", "qemu-img create -f qcow2 -o refcount_bits=1 image.qcow2 8M",
                      8 << 20, 120},
         WriteVariant{"refcount64", "qemu-img create -f qcow2 -o refcount_bits=64 image.qcow2 8M",
@@ -110,15 +115,22 @@ INSTANTIATE_TEST_SUITE_P(
         WriteVariant{"extended_l2",
                      "qemu-img create -f qcow2 -o extended_l2=on -b base.raw -F raw image.qcow2 8M",
                      8 << 20, 240},
-        WriteVariant{"into_compressed_zlib",
-                     "qemu-img convert -c -f raw -O qcow2 base.raw c.qcow2 && qemu-img resize c.qcow2 8M "
-                     "&& mv c.qcow2 image.qcow2", 8 << 20, 160},
-        WriteVariant{"into_compressed_zstd",
-                     "qemu-img convert -c -o compression_type=zstd -f raw -O qcow2 base.raw c.qcow2 && "
-                     "qemu-img resize c.qcow2 8M && mv c.qcow2 image.qcow2", 8 << 20, 160},
-        WriteVariant{"preallocated", "qemu-img create -f qcow2 -o preallocation=metadata image.qcow2 8M",
-                     8 << 20, 160}),
-    [](const ::testing::TestParamInfo<WriteVariant>& info) { return std::string(info.param.name); });
+        WriteVariant{
+            "into_compressed_zlib",
+            "qemu-img convert -c -f raw -O qcow2 base.raw c.qcow2 && qemu-img resize c.qcow2 8M "
+            "&& mv c.qcow2 image.qcow2",
+            8 << 20, 160},
+        WriteVariant{
+            "into_compressed_zstd",
+            "qemu-img convert -c -o compression_type=zstd -f raw -O qcow2 base.raw c.qcow2 && "
+            "qemu-img resize c.qcow2 8M && mv c.qcow2 image.qcow2",
+            8 << 20, 160},
+        WriteVariant{"preallocated",
+                     "qemu-img create -f qcow2 -o preallocation=metadata image.qcow2 8M", 8 << 20,
+                     160}),
+    [](const ::testing::TestParamInfo<WriteVariant>& info) {
+      return std::string(info.param.name);
+    });
 
 TEST(Qcow2Write, QemuIoWritesOnCreatedImage_ReadBackByUs) {
   REQUIRE_QEMU_IMG();
@@ -127,8 +139,10 @@ TEST(Qcow2Write, QemuIoWritesOnCreatedImage_ReadBackByUs) {
   options.path = dir.file("new.qcow2");
   options.size = 16 << 20;
   ASSERT_TRUE(qcow2_create(options).ok());
-  must_run("qemu-io -f qcow2 -c 'write -P 0xab 12345 300k' -c 'write -z 1M 128k' "
-           "-c 'write -P 0xcd 15M 1M' '" + options.path + "'");
+  must_run(
+      "qemu-io -f qcow2 -c 'write -P 0xab 12345 300k' -c 'write -z 1M 128k' "
+      "-c 'write -P 0xcd 15M 1M' '" +
+      options.path + "'");
   must_run("qemu-img convert -O raw '" + options.path + "' '" + dir.file("ref.raw") + "'");
   auto opened = open_chain(options.path, true);
   ASSERT_TRUE(opened.ok()) << opened.error().message;
@@ -161,7 +175,9 @@ TEST(Qcow2Write, TruncateUp_GrowsL1_NewRangeReadsZeros) {
   write_file(dir.file("ref.raw"), reference);
   std::string out;
   EXPECT_EQ(run("qemu-img check '" + image + "'", &out), 0) << out;
-  EXPECT_EQ(run("qemu-img compare -f qcow2 -F raw '" + image + "' '" + dir.file("ref.raw") + "'", &out), 0)
+  EXPECT_EQ(
+      run("qemu-img compare -f qcow2 -F raw '" + image + "' '" + dir.file("ref.raw") + "'", &out),
+      0)
       << out;
 }
 
