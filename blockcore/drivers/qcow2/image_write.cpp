@@ -43,6 +43,7 @@ namespace {
 constexpr uint64_t kAllZeroBitmap = 0xffffffffull << 32;
 constexpr uint64_t kAllAllocBitmap = 0xffffffffull;
 constexpr uint64_t kChunkBytes = 8ull << 20;
+constexpr size_t kMaxPendingFrees = 16384;
 }  // namespace
 
 Result<void> Image::write(uint64_t offset, std::span<const std::byte> buf) {
@@ -361,6 +362,9 @@ Result<void> Image::execute(Plan& plan) {
     }
     for (const PendingFree& f : w.frees) free_later(f.offset, f.length, f.data);
   }
+  // Freed clusters become reusable only at a write-back: do one early when many are waiting, so
+  // that discards without flushes neither grow the file nor the pending list without bound.
+  if (pending_frees_.size() > kMaxPendingFrees) CHAINFS_TRY(write_back_all());
   return {};
 }
 

@@ -181,6 +181,28 @@ TEST(Qcow2Write, TruncateUp_GrowsL1_NewRangeReadsZeros) {
       << out;
 }
 
+TEST(Qcow2Write, DiscardsWithoutFlush_DoNotGrowTheFileWithoutBound) {
+  REQUIRE_QEMU_IMG();
+  TempDir dir;
+  const std::string image = dir.file("a.qcow2");
+  must_run("qemu-img create -f qcow2 -o cluster_size=512 '" + image + "' 2M");
+  {
+    auto opened = open_chain(image, false);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    Node& top = *(*opened)->top;
+    std::vector<std::byte> data(2 << 20, std::byte{0x6b});
+    for (int round = 0; round < 8; ++round) {  // 4096 clusters freed per round
+      ASSERT_TRUE(top.write(0, data).ok());
+      ASSERT_TRUE(top.discard(0, data.size()).ok());
+    }
+    ASSERT_TRUE(top.flush().ok());
+  }
+  // Without early write-backs every round would take fresh clusters: 8 x 2 MiB.
+  EXPECT_LT(std::filesystem::file_size(image), 6u * (2 << 20));
+  std::string out;
+  EXPECT_EQ(run("qemu-img check '" + image + "'", &out), 0) << out;
+}
+
 TEST(Qcow2Write, AllocatedBytes_FollowsWritesAndDiscards) {
   REQUIRE_QEMU_IMG();
   TempDir dir;
