@@ -39,7 +39,9 @@ Result<void> BlockHandle::write(uint64_t offset, std::span<const std::byte> buf)
   if (!writable_) return make_error(Errc::ReadOnly, "handle on '{}' is read-only", node_->name());
   CHAINFS_EXTERNAL(do_write(offset, buf));
 }
-Result<void> BlockHandle::flush() { CHAINFS_EXTERNAL(do_flush()); }
+Result<void> BlockHandle::flush() {
+  CHAINFS_EXTERNAL(do_flush());
+}
 Result<void> BlockHandle::discard(uint64_t offset, uint64_t length) {
   if (!writable_) return make_error(Errc::ReadOnly, "handle on '{}' is read-only", node_->name());
   CHAINFS_EXTERNAL(do_discard(offset, length));

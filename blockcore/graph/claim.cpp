@@ -9,20 +9,28 @@ namespace chainfs {
 
 const char* claim_kind_name(ClaimKind kind) {
   switch (kind) {
-    case ClaimKind::JobTop: return "top";
-    case ClaimKind::JobIntermediate: return "intermediate layer";
-    case ClaimKind::JobBase: return "base";
-    case ClaimKind::Transaction: return "transaction node";
+    case ClaimKind::JobTop:
+      return "top";
+    case ClaimKind::JobIntermediate:
+      return "intermediate layer";
+    case ClaimKind::JobBase:
+      return "base";
+    case ClaimKind::Transaction:
+      return "transaction node";
   }
   return "?";
 }
 
 ClaimRules claim_rules(ClaimKind kind) {
   switch (kind) {
-    case ClaimKind::JobTop: return {.blocks_new_writers = false, .grants = PermWriteUnchanged};
-    case ClaimKind::JobIntermediate: return {.blocks_new_writers = true, .grants = 0};
-    case ClaimKind::JobBase: return {.blocks_new_writers = true, .grants = PermWrite};
-    case ClaimKind::Transaction: return {.blocks_new_writers = false, .grants = 0};
+    case ClaimKind::JobTop:
+      return {.blocks_new_writers = false, .grants = PermWriteUnchanged};
+    case ClaimKind::JobIntermediate:
+      return {.blocks_new_writers = true, .grants = 0};
+    case ClaimKind::JobBase:
+      return {.blocks_new_writers = true, .grants = PermWrite};
+    case ClaimKind::Transaction:
+      return {.blocks_new_writers = false, .grants = 0};
   }
   return {};
 }
@@ -55,7 +63,9 @@ void Claim::release() {
   targets_.clear();  // the references go last, outside every graph lock
 }
 
-bool Claim::covers(const Node& node) const { return kind_of(node).has_value(); }
+bool Claim::covers(const Node& node) const {
+  return kind_of(node).has_value();
+}
 
 std::optional<ClaimKind> Claim::kind_of(const Node& node) const {
   for (const ClaimTarget& t : targets_)

@@ -14,7 +14,9 @@ bool detail::DrainState::contains(const Node* node) const {
                      [&](const NodeRef& n) { return n.get() == node; });
 }
 
-DrainedSection::DrainedSection(Node& node, DrainScope scope) { begin({node.ref()}, scope); }
+DrainedSection::DrainedSection(Node& node, DrainScope scope) {
+  begin({node.ref()}, scope);
+}
 
 DrainedSection::DrainedSection(const std::vector<NodeRef>& nodes, DrainScope scope) {
   begin(nodes, scope);
@@ -30,7 +32,9 @@ DrainedSection& DrainedSection::operator=(DrainedSection&& other) noexcept {
   return *this;
 }
 
-DrainedSection::~DrainedSection() { end(); }
+DrainedSection::~DrainedSection() {
+  end();
+}
 
 void DrainedSection::begin(const std::vector<NodeRef>& roots, DrainScope scope) {
   std::vector<Node*> root_nodes;

@@ -32,7 +32,8 @@ Graph::~Graph() {
   if (!registry_.empty())
     logger_->error("graph destroyed with {} node(s) still referenced", registry_.size());
   if (!active_drains_.empty())
-    logger_->error("graph destroyed with {} drained section(s) still active", active_drains_.size());
+    logger_->error("graph destroyed with {} drained section(s) still active",
+                   active_drains_.size());
 }
 
 // ---- registry ---------------------------------------------------------------------------------
@@ -64,7 +65,8 @@ Result<NodeRef> Graph::create_node(std::string name, std::string host_filename,
   if (name.empty()) return make_error(Errc::Invalid, "a node needs a name");
   if (!driver) return make_error(Errc::Invalid, "node '{}': no driver", name);
   std::lock_guard lock(topology_mutex_);
-  if (name_taken_locked(name)) return make_error(Errc::Exists, "node name '{}' is already taken", name);
+  if (name_taken_locked(name))
+    return make_error(Errc::Exists, "node name '{}' is already taken", name);
   Node* node = new Node(*this, std::move(name), std::move(host_filename), std::move(driver));
   node->id_ = next_id_++;
   registry_.emplace(node->id_, node);
@@ -76,7 +78,8 @@ Result<NodeRef> Graph::add_node(std::string name, std::unique_ptr<Driver> driver
                                 const OpenParams& params) {
   OpenParams p = params;
   p.read_only = p.read_only || options_.read_only;
-  CHAINFS_ASSIGN_OR_RETURN(NodeRef node, create_node(std::move(name), p.filename, std::move(driver)));
+  CHAINFS_ASSIGN_OR_RETURN(NodeRef node,
+                           create_node(std::move(name), p.filename, std::move(driver)));
   node->set_read_only(p.read_only);
   CHAINFS_TRY(node->driver().open(*node, p));
   node->opened_ = true;
@@ -88,7 +91,9 @@ Result<NodeRef> Graph::add_node(std::string name, std::unique_ptr<Driver> driver
   return node;
 }
 
-void Graph::bump_generation_locked() { ++generation_; }
+void Graph::bump_generation_locked() {
+  ++generation_;
+}
 
 uint64_t Graph::generation() const {
   std::lock_guard lock(topology_mutex_);
@@ -273,7 +278,9 @@ std::vector<NodeRef> Graph::listed_nodes() const {
 std::string Graph::unique_name(const std::string& stem) const {
   std::lock_guard lock(topology_mutex_);
   // A format node named N owns a protocol node named N.file: both names must be free.
-  auto taken = [&](const std::string& c) { return name_taken_locked(c) || name_taken_locked(c + ".file"); };
+  auto taken = [&](const std::string& c) {
+    return name_taken_locked(c) || name_taken_locked(c + ".file");
+  };
   if (!taken(stem)) return stem;
   for (int n = 2;; ++n)
     if (std::string c = fmt::format("{}-{}", stem, n); !taken(c)) return c;
@@ -281,9 +288,13 @@ std::string Graph::unique_name(const std::string& stem) const {
 
 // ---- iteration --------------------------------------------------------------------------------
 
-Graph::Iterator Graph::begin_all() const { return Iterator(*this); }
+Graph::Iterator Graph::begin_all() const {
+  return Iterator(*this);
+}
 
-Graph::Iterator::Iterator(const Graph& graph) : graph_(&graph) { seek(0); }
+Graph::Iterator::Iterator(const Graph& graph) : graph_(&graph) {
+  seek(0);
+}
 
 void Graph::Iterator::next() {
   if (!current_) return;

@@ -15,7 +15,8 @@
 //                    request path, so waiting for a drain while holding it cannot deadlock.
 //   topology_mutex_  guards the node registry, every node's edge lists and claims, the chains, the
 //                    user holds and the active drained sections. Short: never held across I/O, a
-//                    drain wait, an observer call, or while dropping a NodeRef that may be the last.
+//                    drain wait, an observer call, or while dropping a NodeRef that may be the
+//                    last.
 // Order: change_mutex_ -> topology_mutex_ -> RequestGate::mutex_ / SyncPoints::mutex_.
 // Observers are called with no graph mutex held.
 #pragma once
@@ -46,15 +47,15 @@ struct GraphOptions {
   std::shared_ptr<spdlog::logger> logger;  // default: a private logger that discards
   bool read_only = false;                  // whole-mount read-only
   IoEngineOptions io;
-  uint64_t cache_bytes = 0;                // per-format-node metadata cache (0 = driver default)
+  uint64_t cache_bytes = 0;  // per-format-node metadata cache (0 = driver default)
 };
 
 // How to open one named node (from the config's `nodes:` list).
 struct NodeSpec {
   std::string name;
-  std::string driver;          // qcow2 | raw | fault | file
-  std::string file;            // qcow2/raw: image path; file: host path
-  std::string child;           // fault: the node it filters
+  std::string driver;  // qcow2 | raw | fault | file
+  std::string file;    // qcow2/raw: image path; file: host path
+  std::string child;   // fault: the node it filters
   bool read_only = false;
   // Backing: follow the image header (nullopt), none (""), or the named node.
   std::optional<std::string> backing;
@@ -71,8 +72,8 @@ struct ImageSpec {
 
 struct ChainView {
   std::string name;
-  NodeRef root;                // the active layer
-  std::vector<NodeRef> layers; // top (depth 0) to bottom, following backing edges
+  NodeRef root;                 // the active layer
+  std::vector<NodeRef> layers;  // top (depth 0) to bottom, following backing edges
 };
 
 // What changed, for observers (the FUSE front-end invalidates its caches on these).
@@ -134,7 +135,8 @@ class Graph {
   std::optional<ChainView> chain(const std::string& name) const;
   void hold_for_user(NodeRef node);
   // `control/node remove`: refuses (Busy) while a parent edge, a chain or a claim holds the node;
-  // open handles do not prevent it (the node stays alive for them, unlisted, like an unlinked file).
+  // open handles do not prevent it (the node stays alive for them, unlisted, like an unlinked
+  // file).
   Result<void> remove_node(const std::string& name);
 
   // ---- claims and permissions (rule 2) ------------------------------------------------------

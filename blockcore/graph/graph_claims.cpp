@@ -52,10 +52,12 @@ Result<void> Graph::check_writable_locked(const Node& node, const Claim* claim,
   for (const ClaimInfo& held : node.claims_) {
     if (claim && held.claim_id == claim->id()) continue;
     if (claim_rules(held.kind).blocks_new_writers)
-      return make_error(Errc::Busy, "node '{}' is in use by {} (as its {}) and may not take writers",
+      return make_error(Errc::Busy,
+                        "node '{}' is in use by {} (as its {}) and may not take writers",
                         node.name(), held.claimant, claim_kind_name(held.kind));
   }
-  const uint32_t granted = claim && claim->covers(node) ? claim_rules(*claim->kind_of(node)).grants : 0;
+  const uint32_t granted =
+      claim && claim->covers(node) ? claim_rules(*claim->kind_of(node)).grants : 0;
   for (const Child* edge : node.parent_edges_) {
     if ((edge->perms_shared & perm) == perm) continue;
     // The claimant may break what a parent reads only if that parent is its own to cut out.

@@ -132,8 +132,8 @@ Result<void> Graph::change_backing_edge(Node& parent, NodeRef new_backing, Chang
     return make_error(Errc::Invalid, "set backing of '{}': not in this graph", parent.name());
   const Capabilities caps = parent.capabilities();
   if (new_backing && !caps.has_backing)
-    return make_error(Errc::Unsupported, "node '{}' ({}) cannot have a backing node",
-                      parent.name(), parent.driver_name());
+    return make_error(Errc::Unsupported, "node '{}' ({}) cannot have a backing node", parent.name(),
+                      parent.driver_name());
   // Rule 3, seed 003: the function that changes the edge drains the node whose edge changes.
   DrainedSection drain(parent);
   CHAINFS_SYNC_POINT_TAG(sync_points_, "Graph::change_backing_edge:drained", parent.name());
@@ -150,12 +150,12 @@ Result<void> Graph::change_backing_edge(Node& parent, NodeRef new_backing, Chang
     CHAINFS_ASSIGN_OR_RETURN(auto reference, backing_reference_for(parent, new_backing.get()));
     if (auto r = parent.driver().set_backing_reference(reference); !r.ok())
       return make_error(r.error().code, "node '{}': recording backing '{}' in the image failed: {}",
-                        parent.name(), reference ? reference->filename : "none",
-                        r.error().message);
+                        parent.name(), reference ? reference->filename : "none", r.error().message);
   }
   {
     std::lock_guard lock(topology_mutex_);
-    if (auto old = unlink_edge_locked(parent, ChildRole::Backing)) log.dead_edges.push_back(std::move(old));
+    if (auto old = unlink_edge_locked(parent, ChildRole::Backing))
+      log.dead_edges.push_back(std::move(old));
     if (new_backing) link_edge_locked(parent, std::move(new_backing), ChildRole::Backing);
   }
   log.events.push_back({GraphEvent::Kind::EdgeChanged, parent.name(), parent.id()});
@@ -188,12 +188,16 @@ Relink Relink::replace(NodeRef from, NodeRef to) {
 }
 
 std::string Relink::describe() const {
-  auto name = [](const NodeRef& n) { return n ? fmt::format("'{}'", n->name()) : std::string("none"); };
+  auto name = [](const NodeRef& n) {
+    return n ? fmt::format("'{}'", n->name()) : std::string("none");
+  };
   switch (kind_) {
     case Kind::BackingToBackingOf:
       return fmt::format("backing of {} := backing of {}", name(subject_), name(target_));
-    case Kind::BackingTo: return fmt::format("backing of {} := {}", name(subject_), name(target_));
-    case Kind::Replace: return fmt::format("parents of {} := {}", name(subject_), name(target_));
+    case Kind::BackingTo:
+      return fmt::format("backing of {} := {}", name(subject_), name(target_));
+    case Kind::Replace:
+      return fmt::format("parents of {} := {}", name(subject_), name(target_));
   }
   return "?";
 }

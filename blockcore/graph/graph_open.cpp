@@ -54,7 +54,9 @@ Result<std::string> probe_format(Node& file) {
   return std::string(std::memcmp(magic.data(), qcow2_magic, 4) == 0 ? "qcow2" : "raw");
 }
 
-std::string file_stem(const std::string& path) { return fs::path(path).stem().string(); }
+std::string file_stem(const std::string& path) {
+  return fs::path(path).stem().string();
+}
 }  // namespace
 
 Result<NodeRef> Graph::open_image_chain(const std::string& path, const std::string& format,
@@ -70,19 +72,21 @@ Result<NodeRef> Graph::open_image_chain(const std::string& path, const std::stri
     std::error_code ec;
     fs::path canonical = fs::canonical(current, ec);
     if (ec)
-      return make_error(Errc::NotFound, "image '{}'{}: {}", current,
-                        layers.empty() ? "" : fmt::format(" (backing of '{}')", layers.back()->name()),
-                        ec.message());
+      return make_error(
+          Errc::NotFound, "image '{}'{}: {}", current,
+          layers.empty() ? "" : fmt::format(" (backing of '{}')", layers.back()->name()),
+          ec.message());
     if (!seen.insert(canonical.string()).second)
       return make_error(Errc::Invalid, "backing loop: '{}' appears twice in the chain of '{}'",
                         current, path);
     std::string node_name = unique_name(name);
-    CHAINFS_ASSIGN_OR_RETURN(NodeRef file, open_protocol(node_name + ".file", current, layer_read_only));
+    CHAINFS_ASSIGN_OR_RETURN(NodeRef file,
+                             open_protocol(node_name + ".file", current, layer_read_only));
     if (current_format.empty()) {
       CHAINFS_ASSIGN_OR_RETURN(current_format, probe_format(*file));
     }
-    CHAINFS_ASSIGN_OR_RETURN(NodeRef node,
-                             open_format(node_name, current_format, std::move(file), layer_read_only));
+    CHAINFS_ASSIGN_OR_RETURN(
+        NodeRef node, open_format(node_name, current_format, std::move(file), layer_read_only));
     auto ref = node->driver().backing_reference();
     layers.push_back(std::move(node));
     if (!ref || ref->filename.empty()) break;
@@ -108,7 +112,8 @@ Result<NodeRef> Graph::open_image(const ImageSpec& spec) {
   }
   if (!spec.node_name.empty() && find(spec.node_name).ok())
     return make_error(Errc::Exists, "node name '{}' is already taken", spec.node_name);
-  CHAINFS_ASSIGN_OR_RETURN(NodeRef top, open_image_chain(spec.path, "", spec.node_name, spec.read_only));
+  CHAINFS_ASSIGN_OR_RETURN(NodeRef top,
+                           open_image_chain(spec.path, "", spec.node_name, spec.read_only));
   CHAINFS_TRY(add_chain(chain_name, top));
   return top;
 }
@@ -155,6 +160,5 @@ Result<NodeRef> Graph::open_named_node(const NodeSpec& spec) {
   notify({GraphEvent::Kind::NodeAdded, node->name(), node->id()});
   return node;
 }
-
 
 }  // namespace chainfs

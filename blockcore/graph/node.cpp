@@ -6,9 +6,12 @@ namespace chainfs {
 
 const char* child_role_name(ChildRole role) {
   switch (role) {
-    case ChildRole::File: return "file";
-    case ChildRole::Backing: return "backing";
-    case ChildRole::Filtered: return "filtered";
+    case ChildRole::File:
+      return "file";
+    case ChildRole::Backing:
+      return "backing";
+    case ChildRole::Filtered:
+      return "filtered";
   }
   return "?";
 }
@@ -16,7 +19,9 @@ const char* child_role_name(ChildRole role) {
 namespace detail {
 // The usual reference-count orderings: taking a reference from one already held needs no
 // ordering; the release that reaches zero must see every other holder's last use (acq_rel).
-void node_acquire(Node* node) { node->refs_.fetch_add(1, std::memory_order_relaxed); }
+void node_acquire(Node* node) {
+  node->refs_.fetch_add(1, std::memory_order_relaxed);
+}
 bool node_try_acquire(Node* node) {
   uint64_t refs = node->refs_.load(std::memory_order_relaxed);
   while (refs != 0)
@@ -79,9 +84,15 @@ Node* Node::child(ChildRole role) const {
     if (edge->role == role) return edge->node.get();
   return nullptr;
 }
-Node* Node::file() const { return child(ChildRole::File); }
-Node* Node::backing() const { return child(ChildRole::Backing); }
-Node* Node::filtered() const { return child(ChildRole::Filtered); }
+Node* Node::file() const {
+  return child(ChildRole::File);
+}
+Node* Node::backing() const {
+  return child(ChildRole::Backing);
+}
+Node* Node::filtered() const {
+  return child(ChildRole::Filtered);
+}
 
 NodeRef Node::backing_ref() const {
   std::lock_guard lock(graph_->topology_mutex_);
@@ -180,8 +191,8 @@ Result<BlockStatus> Node::do_block_status(uint64_t offset, uint64_t length) {
 }
 
 // The internal entry: counted in flight, never waits (see request_gate.h).
-#define CHAINFS_INTERNAL(call)                                  \
-  RequestGuard guard(gate_, RequestGuard::Entry::Internal);     \
+#define CHAINFS_INTERNAL(call)                              \
+  RequestGuard guard(gate_, RequestGuard::Entry::Internal); \
   return call
 
 Result<void> Node::read(uint64_t offset, std::span<std::byte> buf) {
@@ -190,19 +201,27 @@ Result<void> Node::read(uint64_t offset, std::span<std::byte> buf) {
 Result<void> Node::write(uint64_t offset, std::span<const std::byte> buf) {
   CHAINFS_INTERNAL(do_write(offset, buf));
 }
-Result<void> Node::flush() { CHAINFS_INTERNAL(do_flush()); }
+Result<void> Node::flush() {
+  CHAINFS_INTERNAL(do_flush());
+}
 Result<void> Node::discard(uint64_t offset, uint64_t length) {
   CHAINFS_INTERNAL(do_discard(offset, length));
 }
 Result<void> Node::write_zeroes(uint64_t offset, uint64_t length) {
   CHAINFS_INTERNAL(do_write_zeroes(offset, length));
 }
-Result<void> Node::truncate(uint64_t new_size) { CHAINFS_INTERNAL(do_truncate(new_size)); }
+Result<void> Node::truncate(uint64_t new_size) {
+  CHAINFS_INTERNAL(do_truncate(new_size));
+}
 Result<BlockStatus> Node::block_status(uint64_t offset, uint64_t length) {
   CHAINFS_INTERNAL(do_block_status(offset, length));
 }
-Result<uint64_t> Node::allocated_bytes() { CHAINFS_INTERNAL(driver_->allocated_bytes()); }
-Result<void> Node::submit(std::span<IoOp> ops) { CHAINFS_INTERNAL(driver_->submit(ops)); }
+Result<uint64_t> Node::allocated_bytes() {
+  CHAINFS_INTERNAL(driver_->allocated_bytes());
+}
+Result<void> Node::submit(std::span<IoOp> ops) {
+  CHAINFS_INTERNAL(driver_->submit(ops));
+}
 #undef CHAINFS_INTERNAL
 
 }  // namespace chainfs

@@ -94,7 +94,8 @@ class Node {
   void set_read_only(bool ro) { read_only_.store(ro, std::memory_order_release); }
 
   // Children, without a lock: valid inside a request on this node, inside a drained section of
-  // this node, or under the topology lock (graph internals). Elsewhere use backing_ref()/children().
+  // this node, or under the topology lock (graph internals). Elsewhere use
+  // backing_ref()/children().
   Node* file() const;
   Node* backing() const;
   Node* filtered() const;
@@ -162,9 +163,9 @@ class Node {
   std::unique_ptr<Driver> driver_;
   std::atomic<bool> read_only_{false};
   std::atomic<uint64_t> refs_{1};
-  std::atomic<int> writers_{0};  // open writable BlockHandles
+  std::atomic<int> writers_{0};                          // open writable BlockHandles
   std::atomic<WriteObserver*> write_observer_{nullptr};  // changed only inside drained sections
-  bool opened_ = false;          // driver_->open() succeeded, so close() is owed
+  bool opened_ = false;  // driver_->open() succeeded, so close() is owed
 
   // Guarded by graph_->topology_mutex_ for writers; readers in a request rely on drains.
   std::vector<std::unique_ptr<Child>> children_;

@@ -11,8 +11,8 @@ namespace chainfs {
 class Node;
 
 namespace detail {
-void node_acquire(Node* node);  // +1; the caller already holds a reference
-void node_release(Node* node);  // -1; closes and deletes the node at zero
+void node_acquire(Node* node);      // +1; the caller already holds a reference
+void node_release(Node* node);      // -1; closes and deletes the node at zero
 bool node_try_acquire(Node* node);  // +1 unless the count already reached zero
 }  // namespace detail
 
@@ -21,11 +21,20 @@ class NodeRef {
   NodeRef() = default;
   NodeRef(std::nullptr_t) {}  // NOLINT
   // Adopts a reference the caller already counted (used by Node::create and try_ref only).
-  static NodeRef adopt(Node* node) { NodeRef r; r.node_ = node; return r; }
+  static NodeRef adopt(Node* node) {
+    NodeRef r;
+    r.node_ = node;
+    return r;
+  }
 
-  NodeRef(const NodeRef& other) : node_(other.node_) { if (node_) detail::node_acquire(node_); }
+  NodeRef(const NodeRef& other) : node_(other.node_) {
+    if (node_) detail::node_acquire(node_);
+  }
   NodeRef(NodeRef&& other) noexcept : node_(std::exchange(other.node_, nullptr)) {}
-  NodeRef& operator=(NodeRef other) noexcept { std::swap(node_, other.node_); return *this; }
+  NodeRef& operator=(NodeRef other) noexcept {
+    std::swap(node_, other.node_);
+    return *this;
+  }
   ~NodeRef() { reset(); }
 
   void reset() {

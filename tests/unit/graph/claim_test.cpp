@@ -60,8 +60,8 @@ TEST(Claim, AllOrNone_RefusedClaimLeavesNoRecord) {
   TestNode b = add_test_node(graph, "b");
   auto held = graph.claim("job stream0", {{b.node, ClaimKind::JobTop}});
   ASSERT_TRUE(held.ok());
-  auto refused = graph.claim("job commit1", {{a.node, ClaimKind::JobTop},
-                                             {b.node, ClaimKind::JobIntermediate}});
+  auto refused = graph.claim("job commit1",
+                             {{a.node, ClaimKind::JobTop}, {b.node, ClaimKind::JobIntermediate}});
   ASSERT_FALSE(refused.ok());
   EXPECT_TRUE(a.node->claims().empty());
   EXPECT_EQ(b.node->claims().size(), 1u);
@@ -73,7 +73,8 @@ TEST(Claim, InvalidTargets_AreRefused) {
   EXPECT_EQ(graph.claim("", {{a.node, ClaimKind::JobTop}}).error().code, Errc::Invalid);
   EXPECT_EQ(graph.claim("job x", {}).error().code, Errc::Invalid);
   EXPECT_EQ(graph.claim("job x", {{a.node, ClaimKind::JobTop}, {a.node, ClaimKind::JobBase}})
-                .error().code,
+                .error()
+                .code,
             Errc::Invalid);
 }
 

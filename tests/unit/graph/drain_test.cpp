@@ -163,8 +163,7 @@ TEST_F(DrainTest, SetBacking_RequestCannotObserveHalfChangedEdge) {
   sync().pause_at("TestDriver::read:between_blocks@t");
   auto reader = spawn(sync(), [&] { return read_bytes(handle, 0, 4 * kBlock); });
   ASSERT_TRUE(sync().wait_for("TestDriver::read:between_blocks@t"));
-  auto changer = spawn(sync(),
-                            [&] { return graph_.set_backing(*top.node, new_backing.node); });
+  auto changer = spawn(sync(), [&] { return graph_.set_backing(*top.node, new_backing.node); });
   ASSERT_TRUE(sync().wait_for("RequestGate::wait_idle:wait@t")) << "set_backing drains t first";
   EXPECT_EQ(sync().hits("Graph::change_backing_edge:drained@t"), 0u);
   EXPECT_EQ(old_backing.stats->closes, 0);

@@ -78,11 +78,13 @@ TEST(Lifetime, IterationWhileOtherThreadDropsNodes_SkipsNoSurvivor) {
   Stepper stepper;
   stepper.install(graph.sync_points(), "Graph::Iterator:pinned");
   graph.sync_points().enable();
-  auto visited = spawn([&] { stepper.allow_all(); }, [&] {
-    std::vector<std::string> names;
-    for (auto it = graph.begin_all(); !it.done(); it.next()) names.push_back(it.current()->name());
-    return names;
-  });
+  auto visited = spawn([&] { stepper.allow_all(); },
+                       [&] {
+                         std::vector<std::string> names;
+                         for (auto it = graph.begin_all(); !it.done(); it.next())
+                           names.push_back(it.current()->name());
+                         return names;
+                       });
 
   std::set<int> dropped;
   auto drop = [&](int i) {
@@ -137,8 +139,8 @@ TEST(Lifetime, TwoGraphsInOneProcess_AreIndependent) {
 TEST(Lifetime, AddNode_TakenName_IsRefused) {
   Graph graph;
   TestNode first = add_test_node(graph, "x");
-  auto second = graph.add_node("x", std::make_unique<TestDriver>(TestDriverOptions{},
-                                                                std::make_shared<TestStats>()));
+  auto second = graph.add_node(
+      "x", std::make_unique<TestDriver>(TestDriverOptions{}, std::make_shared<TestStats>()));
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.error().code, Errc::Exists);
 }
@@ -152,7 +154,8 @@ TEST(Lifetime, AddNode_OpenFails_NodeIsGoneAndNeverClosed) {
   ASSERT_FALSE(node.ok());
   EXPECT_EQ(stats->closes, 0) << "close() is owed only after a successful open()";
   EXPECT_TRUE(graph.begin_all().done());
-  EXPECT_TRUE(graph.add_node("broken", std::make_unique<TestDriver>(TestDriverOptions{}, stats)).ok())
+  EXPECT_TRUE(
+      graph.add_node("broken", std::make_unique<TestDriver>(TestDriverOptions{}, stats)).ok())
       << "the name is free again";
 }
 

@@ -100,10 +100,13 @@ TEST_F(Persist, BackingWithoutAFile_IsRefusedForPersistingOverlays) {
 TEST(PersistQcow2, SetBackingRewritesHeader_QemuImgSeesNewBacking) {
   if (std::system("qemu-img --version > /dev/null 2>&1") != 0)
     GTEST_SKIP() << "qemu-img is not installed";
-  const fs::path dir = fs::temp_directory_path() / ("chainfs-graph-persist-" + std::to_string(getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("chainfs-graph-persist-" + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
-  auto sh = [&](const std::string& cmd) { return std::system(("cd " + dir.string() + " && " + cmd).c_str()); };
+  auto sh = [&](const std::string& cmd) {
+    return std::system(("cd " + dir.string() + " && " + cmd).c_str());
+  };
   ASSERT_EQ(sh("qemu-img create -q -f qcow2 base.qcow2 1M"), 0);
   ASSERT_EQ(sh("qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 mid.qcow2"), 0);
   ASSERT_EQ(sh("qemu-img create -q -f qcow2 -b mid.qcow2 -F qcow2 top.qcow2"), 0);

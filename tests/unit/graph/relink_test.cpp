@@ -129,7 +129,8 @@ TEST_P(OverlappingJobs, StreamAndCommitFinishingTogether_LeaveBaseDirectlyUnderT
 INSTANTIATE_TEST_SUITE_P(BothOrders, OverlappingJobs,
                          ::testing::Values(Order::StreamFirst, Order::CommitFirst),
                          [](const auto& param_info) {
-                           return param_info.param == Order::StreamFirst ? "StreamFirst" : "CommitFirst";
+                           return param_info.param == Order::StreamFirst ? "StreamFirst"
+                                                                         : "CommitFirst";
                          });
 
 // What the helper prevents: resolving "the stream's base" when the job started (node2) and

@@ -77,8 +77,12 @@ TEST(Concurrency, RequestsDrainsClaimsAndRelinksTogether_StayConsistent) {
   for (int i = 0; i < kChanges; ++i) {
     NodeRef next = (i % 2 == 0) ? b2.node : b1.node;
     switch (i % 4) {
-      case 0: EXPECT_TRUE(graph.set_backing(*top.node, next).ok()); break;
-      case 1: EXPECT_TRUE(graph.relink({Relink::backing_to(top.node, next)}).ok()); break;
+      case 0:
+        EXPECT_TRUE(graph.set_backing(*top.node, next).ok());
+        break;
+      case 1:
+        EXPECT_TRUE(graph.relink({Relink::backing_to(top.node, next)}).ok());
+        break;
       case 2: {
         auto claim = graph.claim("job stream" + std::to_string(i),
                                  {{top.node, ClaimKind::JobTop}, {work.node, ClaimKind::JobTop}});

@@ -32,7 +32,9 @@ Result<void> TestDriver::open(Node& self, const OpenParams&) {
   return {};
 }
 
-void TestDriver::close() { stats_->closes.fetch_add(1); }
+void TestDriver::close() {
+  stats_->closes.fetch_add(1);
+}
 
 Capabilities TestDriver::capabilities() const {
   Capabilities caps;
@@ -104,8 +106,8 @@ Result<void> TestDriver::write(uint64_t offset, std::span<const std::byte> buf) 
       // Copy-on-write of a partial block: fill from below first (outside our lock).
       Node* backing = self_->backing();
       if (backing && index * kBlock < backing->size())
-        CHAINFS_TRY(backing->read(index * kBlock,
-                                  std::span(block).first(std::min(kBlock, backing->size() - index * kBlock))));
+        CHAINFS_TRY(backing->read(index * kBlock, std::span(block).first(std::min(
+                                                      kBlock, backing->size() - index * kBlock))));
     }
     std::memcpy(block.data() + in_block, buf.data() + done, len);
     {

@@ -1,7 +1,7 @@
 // A counting, in-memory test driver for the graph's unit tests. It behaves like a small format
-// node: its bytes live in memory in 4 KiB blocks, each allocated here or not; unallocated blocks are
-// read from the backing node (zeros without one), block by block, re-reading the backing edge for
-// every block, so a request that observed an edge change half way would return mixed data.
+// node: its bytes live in memory in 4 KiB blocks, each allocated here or not; unallocated blocks
+// are read from the backing node (zeros without one), block by block, re-reading the backing edge
+// for every block, so a request that observed an edge change half way would return mixed data.
 //
 // Counters live in a shared TestStats, which outlives the node, so tests can check that a node
 // closed exactly once after its last reference went away. Between two blocks of a read the driver

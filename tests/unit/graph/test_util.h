@@ -18,11 +18,11 @@
 
 namespace chainfs::testing {
 
-#define SKIP_WITHOUT_SYNC_POINTS()                                                          \
-  do {                                                                                      \
-    if (!kSyncPointsEnabled)                                                                \
+#define SKIP_WITHOUT_SYNC_POINTS()                                                         \
+  do {                                                                                     \
+    if (!kSyncPointsEnabled)                                                               \
       GTEST_SKIP() << "sync points are compiled out (release build): this test forces an " \
-                      "interleaving with them";                                             \
+                      "interleaving with them";                                            \
   } while (0)
 
 // Lets a test walk another thread through a sync point one step at a time: installed as the
@@ -102,7 +102,8 @@ auto spawn(std::function<void()> release, Fn fn) {
 // Whether a future is still pending after a short grace time (used only to assert that something
 // is *blocked*; the deterministic part of each test is the sync point it waits for first).
 template <typename T>
-bool still_pending(std::future<T>& f, std::chrono::milliseconds grace = std::chrono::milliseconds(50)) {
+bool still_pending(std::future<T>& f,
+                   std::chrono::milliseconds grace = std::chrono::milliseconds(50)) {
   return f.wait_for(grace) == std::future_status::timeout;
 }
 

@@ -54,7 +54,10 @@ class OverlayAction : public TransactionAction {
   enum class Fail { Never, Early, Late };
   OverlayAction(Graph& graph, NodeRef node, std::string overlay, Fail fail,
                 std::vector<std::string>& log)
-      : graph_(graph), node_(std::move(node)), overlay_name_(std::move(overlay)), fail_(fail),
+      : graph_(graph),
+        node_(std::move(node)),
+        overlay_name_(std::move(overlay)),
+        fail_(fail),
         log_(log) {}
 
   std::string describe() const override { return "overlay " + overlay_name_; }
@@ -127,16 +130,17 @@ TEST_P(TransactionFailure, EachPrepareFailing_LeavesGraphReferencesAndDrainsAsBe
   std::vector<OverlayAction*> actions;
   Transaction tx;
   for (int i = 0; i < 3; ++i) {
-    auto action = std::make_unique<OverlayAction>(
-        f.graph, f.tops[i], "snap" + std::to_string(i),
-        i == failing ? how : OverlayAction::Fail::Never, log);
+    auto action =
+        std::make_unique<OverlayAction>(f.graph, f.tops[i], "snap" + std::to_string(i),
+                                        i == failing ? how : OverlayAction::Fail::Never, log);
     actions.push_back(action.get());
     tx.add(std::move(action));
   }
   const GraphState before = capture(f.graph, f.nodes);  // the actions' own references included
   auto result = tx.run();
   ASSERT_FALSE(result.ok());
-  EXPECT_NE(result.error().message.find("overlay snap" + std::to_string(failing)), std::string::npos)
+  EXPECT_NE(result.error().message.find("overlay snap" + std::to_string(failing)),
+            std::string::npos)
       << result.error().message;
 
   EXPECT_EQ(capture(f.graph, f.nodes), before);
@@ -154,14 +158,16 @@ TEST_P(TransactionFailure, EachPrepareFailing_LeavesGraphReferencesAndDrainsAsBe
   for (int i = failing + 1; i < 3; ++i) EXPECT_FALSE(actions[i]->overlay_stats_) << "untouched";
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    EveryAction, TransactionFailure,
-    ::testing::Combine(::testing::Values(0, 1, 2),
-                       ::testing::Values(OverlayAction::Fail::Early, OverlayAction::Fail::Late)),
-    [](const auto& param_info) {
-      return "Action" + std::to_string(std::get<0>(param_info.param)) +
-             (std::get<1>(param_info.param) == OverlayAction::Fail::Early ? "FailsEarly" : "FailsLate");
-    });
+INSTANTIATE_TEST_SUITE_P(EveryAction, TransactionFailure,
+                         ::testing::Combine(::testing::Values(0, 1, 2),
+                                            ::testing::Values(OverlayAction::Fail::Early,
+                                                              OverlayAction::Fail::Late)),
+                         [](const auto& param_info) {
+                           return "Action" + std::to_string(std::get<0>(param_info.param)) +
+                                  (std::get<1>(param_info.param) == OverlayAction::Fail::Early
+                                       ? "FailsEarly"
+                                       : "FailsLate");
+                         });
 
 TEST(Transaction, AllPrepared_CommitsInOrderAndCleansOnce) {
   Fixture f;
