@@ -339,7 +339,13 @@ Result<void> Image::execute(Plan& plan) {
     for (ClusterWork& w : plan.work) {
       if (w.wend <= w.wstart) continue;
       std::byte* src = w.direct ? const_cast<std::byte*>(w.direct) : w.staging.data();
-      ops.push_back({IoOp::Kind::Write, w.host + w.wstart, src, w.wend - w.wstart});
+      const uint64_t at = w.host + w.wstart, length = w.wend - w.wstart;
+      // Consecutive clusters written from consecutive caller bytes: one host write.
+      if (!ops.empty() && ops.back().offset + ops.back().length == at &&
+          ops.back().buf + ops.back().length == src)
+        ops.back().length += length;
+      else
+        ops.push_back({IoOp::Kind::Write, at, src, length});
     }
     if (!ops.empty()) io = file_.submit(ops);
   }
