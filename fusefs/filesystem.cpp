@@ -375,7 +375,11 @@ void Filesystem::read(fuse_req_t req, Ino ino, size_t size, off_t off, fuse_file
     case FileHandle::Kind::Snapshot: {
       const std::string& text = static_cast<SnapshotFileHandle*>(handle)->content;
       size_t start = std::min(static_cast<size_t>(std::max<off_t>(off, 0)), text.size());
-      fuse_reply_buf(req, text.data() + start, std::min(size, text.size() - start));
+      // Reply from a copy: once the kernel has the reply it may send RELEASE, and another worker
+      // may free the handle while this one is still returning from writev (ASan checks the iovec
+      // after the call and reports that as a use-after-free).
+      std::string chunk = text.substr(start, std::min(size, text.size() - start));
+      fuse_reply_buf(req, chunk.data(), chunk.size());
       return;
     }
     case FileHandle::Kind::Directory: break;
