@@ -27,6 +27,20 @@ bool uniform(const std::vector<uint8_t>& bytes, uint8_t value) {
   return std::all_of(bytes.begin(), bytes.end(), [&](uint8_t b) { return b == value; });
 }
 
+// The external entry is on every FUSE request: one request through a handle is counted once on
+// its node (one gate entry, not an external and an internal one), and once on each node below.
+TEST(RequestGate, HandleRequestCountsOnceOnItsNode) {
+  Graph graph;
+  std::vector<TestNode> chain = make_chain(graph, 2);
+  BlockHandle handle(chain[1].node, false);
+  std::vector<std::byte> buf(kBlock);
+  ASSERT_TRUE(handle.read(0, buf).ok());  // block 0 comes from node0, through node1
+  EXPECT_EQ(chain[1].stats->gate_in_flight_at_read, 1);
+  EXPECT_EQ(chain[0].stats->gate_in_flight_at_read, 1);
+  EXPECT_EQ(chain[1].node->gate().in_flight(), 0);
+  EXPECT_EQ(chain[0].node->gate().in_flight(), 0);
+}
+
 class DrainTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -49,6 +49,7 @@ Capabilities TestDriver::capabilities() const {
 Result<void> TestDriver::read(uint64_t offset, std::span<std::byte> buf) {
   Tracker tracker(*stats_);
   stats_->reads.fetch_add(1);
+  stats_->gate_in_flight_at_read.store(self_->gate().in_flight());
   uint64_t done = 0;
   while (done < buf.size()) {
     if (done > 0)

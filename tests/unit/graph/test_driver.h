@@ -31,6 +31,7 @@ struct TestStats {
   std::atomic<int> writes{0};
   std::atomic<int> in_flight{0};
   std::atomic<int> max_in_flight{0};
+  std::atomic<int> gate_in_flight_at_read{-1};  // the node's in-flight count seen by read()
   std::atomic<int> set_backing_calls{0};
   // The node's quiesce count seen by the last set_backing_reference(): > 0 inside a drain.
   std::atomic<int> quiesce_at_set_backing{-1};
