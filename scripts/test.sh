@@ -34,6 +34,6 @@ fi
 
 if [ -x tests/fuzz/run.sh ]; then
   stage "fuzzing (bounded)"
-  FUZZ_SECONDS="${FUZZ_SECONDS:-60}" tests/fuzz/run.sh
+  tests/fuzz/run.sh "${FUZZ_SECONDS:-45}"
 fi
 stage "all tests passed"
