@@ -28,20 +28,26 @@ struct timespec now() {
 Filesystem::Filesystem(Graph& graph, MountOptions options)
     : graph_(graph),
       options_(std::move(options)),
-      control_(complete_control_handlers(graph, options_.control)),
       owner_uid_(getuid()),
       owner_gid_(getgid()),
       mount_time_(now()) {
+  control_plane_ = std::make_unique<ControlPlane>(graph_);
   invalidator_ = std::make_unique<Invalidator>(
       [this](const Invalidator::Item& item) { send_invalidation(item); });
   graph_.set_observer([this](const GraphEvent& event) { on_graph_event(event); });
+  control_plane_->set_job_observer([this](const JobEvent& event) { on_job_event(event); });
 }
 
 Filesystem::~Filesystem() {
+  // Jobs first (run() normally did this already): each is cancelled and leaves the graph as it
+  // was, while every node it uses is still there. Their last events need nobody.
+  control_plane_->set_job_observer({});
+  stop_jobs();
   // Nodes may still close after this (when the caller drops the graph): stop listening first.
   graph_.set_observer({});
   invalidator_->stop();
   unmount();
+  control_plane_.reset();
   std::unordered_map<FileHandle*, std::unique_ptr<FileHandle>> left;
   {
     std::lock_guard lock(handles_mutex_);
@@ -148,7 +154,7 @@ Result<struct stat> Filesystem::attributes(Ino ino) const {
     }
     case InodeKind::Job: {
       auto entry = inodes_.lookup(ino);
-      if (entry && options_.jobs && options_.jobs->job(entry->name))
+      if (entry && control_plane_->jobs().info(entry->name).ok())
         return base_attributes(ino, S_IFREG | 0444);
       break;
     }
@@ -188,7 +194,7 @@ void Filesystem::lookup(fuse_req_t req, Ino parent, const char* name) {
     } else if (parent == kChainsDir) {
       if (graph_.chain(std::string(n))) return reply_entry(req, inodes_.chain_dir(std::string(n)));
     } else if (parent == kJobsDir) {
-      if (options_.jobs && options_.jobs->job(std::string(n)))
+      if (control_plane_->jobs().info(std::string(n)).ok())
         return reply_entry(req, inodes_.job(std::string(n)));
     }
   } else if (ino_kind(parent) == InodeKind::ChainDir) {
@@ -265,8 +271,8 @@ Result<std::vector<DirEntry>> Filesystem::list_directory(Ino ino) {
     } else if (ino == kChainsDir) {
       for (const ChainView& chain : graph_.chains())
         out.push_back({chain.name, inodes_.chain_dir(chain.name), S_IFDIR});
-    } else if (ino == kJobsDir && options_.jobs) {
-      for (const JobView& job : options_.jobs->jobs())
+    } else if (ino == kJobsDir) {
+      for (const JobInfo& job : control_plane_->jobs().list())
         out.push_back({job.id, inodes_.job(job.id), S_IFREG});
     }
     return out;
@@ -436,39 +442,6 @@ void Filesystem::release(fuse_req_t req, Ino, fuse_file_info* fi) {
   std::unique_ptr<FileHandle> handle = unregister_handle(fi);
   handle.reset();  // may drop the last reference of an unlisted node: it closes now
   fuse_reply_err(req, 0);
-}
-
-// ---- graph events -> kernel cache invalidations ----------------------------------------------
-
-void Filesystem::on_graph_event(const GraphEvent& event) {
-  // Runs inside the graph's change (maybe inside a drained section): only queue.
-  if ((event.kind == GraphEvent::Kind::DataChanged || event.kind == GraphEvent::Kind::SizeChanged) &&
-      event.node_id != 0)
-    invalidator_->post({make_ino(InodeKind::Node, event.node_id), true});
-}
-
-void Filesystem::send_invalidation(const Invalidator::Item& item) {
-  if (!notify_ready_.load(std::memory_order_acquire)) return;
-  std::vector<Ino> inos{item.ino};
-  if (item.with_ancestors && ino_kind(item.ino) == InodeKind::Node) {
-    // Everything that reads through the node sees the change too.
-    std::set<Node*> seen;
-    std::deque<NodeRef> todo;
-    if (NodeRef node = find_node_by_id(ino_value(item.ino))) todo.push_back(std::move(node));
-    while (!todo.empty()) {
-      NodeRef node = std::move(todo.front());
-      todo.pop_front();
-      if (!seen.insert(node.get()).second) continue;
-      if (make_ino(InodeKind::Node, node->id()) != item.ino)
-        inos.push_back(make_ino(InodeKind::Node, node->id()));
-      for (NodeRef& parent : node->parents()) todo.push_back(std::move(parent));
-    }
-  }
-  for (Ino ino : inos) {
-    int rc = fuse_lowlevel_notify_inval_inode(session_, ino, 0, 0);
-    if (rc != 0 && rc != -ENOENT)
-      graph_.log().debug("invalidating inode {:#x}: {}", ino, strerror(-rc));
-  }
 }
 
 }  // namespace chainfs::fusefs

@@ -9,6 +9,7 @@
 //   that the ones it never released are dropped at unmount) and the count of open handles per
 //   node id (a node with an open handle stays reachable by inode, like an unlinked file).
 // - each control file handle has its own mutex for its outcome text.
+// - watched_jobs_mutex_ (a leaf lock) guards what the job observer remembers of each job.
 // - inodes_ (chain folders, chain links, job files) locks itself; node inodes need no table.
 // Nothing here holds a lock while calling into the graph, and no handler waits for the kernel:
 // cache invalidations go through the Invalidator's thread.
@@ -29,6 +30,7 @@
 #include <vector>
 
 #include "blockcore/graph/graph.h"
+#include "blockcore/jobs/control_plane.h"
 #include "fusefs/control.h"
 #include "fusefs/inodes.h"
 #include "fusefs/invalidator.h"
@@ -67,10 +69,9 @@ struct SnapshotFileHandle : FileHandle {
 
 // An open control file: the outcome of the last write is read back through it.
 struct ControlFileHandle : FileHandle {
-  ControlFileHandle(std::string file_name, std::shared_ptr<ControlHandler> h)
-      : FileHandle(Kind::Control), name(std::move(file_name)), handler(std::move(h)) {}
-  const std::string name;
-  const std::shared_ptr<ControlHandler> handler;
+  explicit ControlFileHandle(std::string file_name)
+      : FileHandle(Kind::Control), name(std::move(file_name)) {}
+  const std::string name;  // "stream", "commit", "snapshot", "job", "node"
   std::mutex mutex;     // guards outcome and read_pos; lock order: after nothing, before nothing
   std::string outcome;  // "ok ...\n" / "error ...\n" of the last write
   size_t read_pos = 0;  // reads ignore the offset: each write's outcome is read once from its start
@@ -99,7 +100,10 @@ class Filesystem {
   Result<void> mount();
   Result<void> run();
   void unmount();
+  // Cancels the jobs that still run and waits for them (ControlPlane::shutdown()). Idempotent.
+  void stop_jobs();
   const std::string& mountpoint() const { return options_.mountpoint; }
+  ControlPlane& control_plane() { return *control_plane_; }
   // Raises the mount's readahead to kMaxRequestBytes (best effort; needs root and sysfs).
   void raise_readahead();
 
@@ -155,15 +159,17 @@ class Filesystem {
   void write_control(fuse_req_t req, ControlFileHandle& h, const char* buf, size_t size);
   void read_control(fuse_req_t req, ControlFileHandle& h, size_t size);
 
-  // ---- invalidation -------------------------------------------------------------------------
+  // ---- invalidation (invalidation.cpp) -------------------------------------------------------
   void on_graph_event(const GraphEvent& event);
+  void on_job_event(const JobEvent& event);
   void send_invalidation(const Invalidator::Item& item);
+  // Node file inode of a listed node, or 0 (names a job reports).
+  Ino listed_node_ino(const std::string& name) const;
 
   void reply_error(fuse_req_t req, const Error& error, const char* op, Ino ino) const;
 
   Graph& graph_;
   MountOptions options_;
-  ControlHandlers control_;
   DynamicInodes inodes_;
   const uid_t owner_uid_;
   const gid_t owner_gid_;
@@ -178,6 +184,21 @@ class Filesystem {
   mutable std::mutex handles_mutex_;  // leaf lock
   std::unordered_map<FileHandle*, std::unique_ptr<FileHandle>> handles_;
   std::map<uint64_t, int> node_opens_;  // node id -> open handles
+
+  // What the job observer remembers of a job from its Added event to its Removed event: the
+  // node file of the node whose data it changes behind the kernel's back (a commit's base; a
+  // stream copies into its top only what the top reads already), held in the Invalidator as a
+  // repeating invalidation until the job concludes.
+  struct WatchedJob {
+    Ino base = 0;       // 0: none (a stream, or a base that is not listed)
+    bool held = false;  // base is held in the Invalidator
+  };
+  std::mutex watched_jobs_mutex_;  // leaf lock: guards watched_jobs_
+  std::map<std::string, WatchedJob> watched_jobs_;
+
+  // The jobs of this mount. Its job observer uses the Invalidator: ~Filesystem clears the observer
+  // and shuts the plane down before anything else goes.
+  std::unique_ptr<ControlPlane> control_plane_;
 
   // Last: started after everything it uses, stopped first.
   std::unique_ptr<Invalidator> invalidator_;

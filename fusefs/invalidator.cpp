@@ -4,7 +4,8 @@
 
 namespace chainfs::fusefs {
 
-Invalidator::Invalidator(Sink sink) : sink_(std::move(sink)) {
+Invalidator::Invalidator(Sink sink, std::chrono::milliseconds period)
+    : sink_(std::move(sink)), period_(period) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -19,10 +20,27 @@ void Invalidator::post(Item item) {
   wake_.notify_one();
 }
 
+void Invalidator::hold(Item item) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    ++held_[item];
+    pending_.insert(item);
+  }
+  wake_.notify_one();
+}
+
+void Invalidator::release(Item item) {
+  std::lock_guard lock(mutex_);
+  auto it = held_.find(item);
+  if (it != held_.end() && --it->second <= 0) held_.erase(it);
+}
+
 void Invalidator::stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    held_.clear();
   }
   wake_.notify_one();
   if (thread_.joinable()) thread_.join();
@@ -35,9 +53,23 @@ void Invalidator::flush() {
 
 void Invalidator::run() {
   std::unique_lock lock(mutex_);
+  auto next_repeat = std::chrono::steady_clock::now() + period_;
   for (;;) {
-    wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
-    if (pending_.empty()) break;  // stopping, and everything was sent
+    auto ready = [&] { return stopping_ || !pending_.empty(); };
+    if (held_.empty())
+      wake_.wait(lock, ready);
+    else
+      wake_.wait_until(lock, next_repeat, ready);
+    auto now = std::chrono::steady_clock::now();
+    if (now >= next_repeat) {
+      // A period passed: send the held items again (with whatever else is queued).
+      for (const auto& [item, holders] : held_) pending_.insert(item);
+      next_repeat = now + period_;
+    }
+    if (pending_.empty()) {
+      if (stopping_) break;  // everything was sent
+      continue;
+    }
     std::vector<Item> batch(pending_.begin(), pending_.end());
     pending_.clear();
     busy_ = true;

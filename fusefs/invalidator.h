@@ -7,11 +7,17 @@
 // serves requests ever waits for an invalidation.
 //
 // Requests are coalesced: an inode queued twice before the thread gets to it is sent once.
+//
+// Held items repeat: an item held (hold()) is sent again every period until it is released as
+// often as it was held. A job writes into a node behind the kernel's back (a commit's base) with
+// no event per write; while it works, an open file of that node trails it by at most a period.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -31,15 +37,20 @@ class Invalidator {
     }
   };
   using Sink = std::function<void(const Item&)>;
+  static constexpr std::chrono::milliseconds kDefaultPeriod{500};
 
-  explicit Invalidator(Sink sink);
+  explicit Invalidator(Sink sink, std::chrono::milliseconds period = kDefaultPeriod);
   ~Invalidator();  // stop()
   Invalidator(const Invalidator&) = delete;
   Invalidator& operator=(const Invalidator&) = delete;
 
   // Never blocks on the kernel; safe from request handlers and graph observers.
   void post(Item item);
-  // Sends what is queued, then ends the thread. Idempotent.
+  // Sends `item` now and then every period until release(): counted, so two holders of one item
+  // each release it once.
+  void hold(Item item);
+  void release(Item item);
+  // Sends what is queued, then ends the thread (held items are not repeated any more). Idempotent.
   void stop();
   // Waits until everything posted before the call has been sent (tests).
   void flush();
@@ -48,10 +59,12 @@ class Invalidator {
   void run();
 
   Sink sink_;
+  const std::chrono::milliseconds period_;
   std::mutex mutex_;  // leaf lock; never held while calling sink_
   std::condition_variable wake_;
   std::condition_variable idle_;
   std::set<Item> pending_;
+  std::map<Item, int> held_;  // item -> how many holders
   bool busy_ = false;
   bool stopping_ = false;
   std::thread thread_;

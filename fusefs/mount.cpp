@@ -209,6 +209,7 @@ Result<void> Filesystem::run() {
   readahead.join();
   if (rc > 0) graph_.log().info("signal {} received: unmounting", rc);
   unmount();
+  stop_jobs();
   if (rc < 0) return make_error(Errc::Io, "FUSE session failed: {}", strerror(-rc));
   return {};
 }
@@ -238,6 +239,16 @@ void Filesystem::unmount() {
   session_ = nullptr;
 }
 
+void Filesystem::stop_jobs() {
+  // Before the graph goes away: every job that is not concluded is cancelled and leaves the graph
+  // as it was (an active commit goes back to its top, which holds every acknowledged write).
+  size_t running = 0;
+  for (const JobInfo& job : control_plane_->jobs().list())
+    if (job.state != JobState::Concluded) ++running;
+  if (running) graph_.log().info("cancelling {} job(s) that are still running", running);
+  control_plane_->shutdown();
+}
+
 // ---- FuseMount ------------------------------------------------------------------------------
 
 FuseMount::FuseMount(std::unique_ptr<Filesystem> fs) : fs_(std::move(fs)) {}
@@ -252,5 +263,7 @@ Result<std::unique_ptr<FuseMount>> FuseMount::mount(Graph& graph, MountOptions o
 Result<void> FuseMount::run() { return fs_->run(); }
 
 const std::string& FuseMount::mountpoint() const { return fs_->mountpoint(); }
+
+ControlPlane& FuseMount::control_plane() { return fs_->control_plane(); }
 
 }  // namespace chainfs::fusefs

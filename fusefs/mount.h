@@ -3,10 +3,14 @@
 //
 // Lifecycle: FuseMount::mount() mounts (the folder shows the tree as soon as it returns; requests
 // queue in the kernel until run() serves them) -> run() serves on several threads until
-// `fusermount3 -u`/umount or, with handle_signals, SIGINT/SIGTERM/SIGHUP -> destroying the
-// FuseMount unmounts if needed and drops every handle the kernel left open, so that afterwards
-// the caller can drop the Graph and every node flushes and closes. The Graph must outlive the
-// FuseMount.
+// `fusermount3 -u`/umount or, with handle_signals, SIGINT/SIGTERM/SIGHUP, then unmounts and
+// cancels every job that is still running (ControlPlane::shutdown(): each leaves the graph as it
+// was) -> destroying the FuseMount does the same if run() did not, and drops every handle the
+// kernel left open, so that afterwards the caller can drop the Graph and every node flushes and
+// closes. The Graph must outlive the FuseMount.
+//
+// Each mount owns one ControlPlane over its Graph (the jobs of the mount): control/ writes run
+// through it, jobs/ and graph.json show its jobs.
 #pragma once
 
 #include <memory>
@@ -16,8 +20,7 @@
 
 #include "blockcore/graph/graph.h"
 #include "blockcore/result.h"
-#include "fusefs/control.h"
-#include "fusefs/render.h"
+#include "blockcore/jobs/control_plane.h"
 
 namespace chainfs::fusefs {
 
@@ -33,8 +36,6 @@ struct MountOptions {
   // The recent log lines shown in `log` (the caller attaches it to the graph's logger); null
   // leaves `log` empty.
   std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> log_ring;
-  ControlHandlers control;            // files not given here get complete_control_handlers()
-  std::shared_ptr<JobSource> jobs;    // null: jobs/ is empty and graph.json has no jobs
 };
 
 class Filesystem;
@@ -53,6 +54,8 @@ class FuseMount {
   Result<void> run();
 
   const std::string& mountpoint() const;
+  // The mount's control plane (its jobs): what control/ writes go through. For tools and tests.
+  ControlPlane& control_plane();
 
  private:
   explicit FuseMount(std::unique_ptr<Filesystem> fs);

@@ -1,8 +1,10 @@
 #include "fusefs/render.h"
 
-#include <cctype>
+#include <set>
 
 #include <fmt/format.h>
+
+#include "blockcore/jobs/rate.h"
 
 namespace chainfs::fusefs {
 
@@ -42,27 +44,19 @@ std::string human_size(uint64_t bytes) {
 
 namespace {
 
-std::string json_value(const JobField& field) {
-  if (std::holds_alternative<std::monostate>(field.value)) return "null";
-  if (const auto* n = std::get_if<uint64_t>(&field.value)) return fmt::format("{}", *n);
-  return json_quote(std::get<std::string>(field.value));
-}
-
-// A YAML scalar that reads back as the same string: plain when that is unambiguous, else the
-// JSON-style double-quoted form (which YAML accepts).
-std::string yaml_string(const std::string& s) {
-  bool plain = !s.empty() && s != "~" && s != "null" && s != "true" && s != "false";
-  for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    if (!(std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '/' || c == '+')) plain = false;
-  }
-  if (plain && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '+')) {
-    // Would read back as a number unless it has a letter after the digits (like "412.3M").
-    bool has_alpha = false;
-    for (char ch : s) has_alpha = has_alpha || std::isalpha(static_cast<unsigned char>(ch));
-    plain = has_alpha && s[0] != '-' && s[0] != '+';
-  }
-  return plain ? s : json_quote(s);
+// A job's graph.json object: the keys of jobs/<id>, in the same order (docs/graph-json.md).
+std::string job_json(const JobInfo& job) {
+  auto null_or = [](const std::string& text) {
+    return text.empty() ? std::string("null") : json_quote(text);
+  };
+  return fmt::format(
+      "{{\"id\": {}, \"type\": {}, \"state\": {}, \"node\": {}, \"base\": {}, "
+      "\"progress\": {}, \"total\": {}, \"speed\": {}, \"rate\": {}, \"io-status\": {}, "
+      "\"error\": {}}}",
+      json_quote(job.id), json_quote(job.type), json_quote(job_state_name(job.state)),
+      json_quote(job.node), null_or(job.base), job.progress, job.total, job.speed,
+      json_quote(format_rate(job.rate)), json_quote(io_status_name(job.io_status)),
+      job.error ? json_quote(*job.error) : std::string("null"));
 }
 
 // Quotes a Graphviz ID.
@@ -79,7 +73,7 @@ std::string dot_quote(std::string_view text) {
 
 }  // namespace
 
-std::string render_graph_json(const Graph& graph, const JobSource* jobs) {
+std::string render_graph_json(const Graph& graph, const std::vector<JobInfo>& jobs) {
   std::string out = "{\n";
   out += fmt::format("  \"version\": 1,\n  \"read-only\": {},\n", graph.options().read_only);
   out += "  \"nodes\": [";
@@ -114,26 +108,13 @@ std::string render_graph_json(const Graph& graph, const JobSource* jobs) {
   }
   out += chains.empty() ? "],\n" : "\n  ],\n";
   out += "  \"jobs\": [";
-  std::vector<JobView> job_list = jobs ? jobs->jobs() : std::vector<JobView>{};
-  for (size_t i = 0; i < job_list.size(); ++i) {
-    out += i ? ",\n    {" : "\n    {";
-    bool has_id = false;
-    std::string fields;
-    for (const JobField& f : job_list[i].fields) {
-      has_id = has_id || f.key == "id";
-      fields += fmt::format("{}{}: {}", fields.empty() ? "" : ", ", json_quote(f.key), json_value(f));
-    }
-    if (!has_id)
-      fields = fmt::format("\"id\": {}{}{}", json_quote(job_list[i].id), fields.empty() ? "" : ", ",
-                           fields);
-    out += fields + "}";
-  }
-  out += job_list.empty() ? "]\n" : "\n  ]\n";
+  for (size_t i = 0; i < jobs.size(); ++i) out += (i ? ",\n    " : "\n    ") + job_json(jobs[i]);
+  out += jobs.empty() ? "]\n" : "\n  ]\n";
   out += "}\n";
   return out;
 }
 
-std::string render_graph_dot(const Graph& graph) {
+std::string render_graph_dot(const Graph& graph, const std::vector<JobInfo>& jobs) {
   std::string out = "digraph chainfs {\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n";
   std::vector<NodeRef> nodes = graph.listed_nodes();
   for (const NodeRef& node : nodes) {
@@ -154,22 +135,23 @@ std::string render_graph_dot(const Graph& graph) {
                        dot_quote("chain " + chain.name));
     out += fmt::format("  {} -> {};\n", dot_quote(id), dot_quote(chain.root->name()));
   }
-  out += "}\n";
-  return out;
-}
-
-std::string render_job_yaml(const JobView& job) {
-  std::string out;
-  bool has_id = false;
-  for (const JobField& f : job.fields) has_id = has_id || f.key == "id";
-  if (!has_id) out += fmt::format("id: {}\n", yaml_string(job.id));
-  for (const JobField& f : job.fields) {
-    std::string value;
-    if (std::holds_alternative<std::monostate>(f.value)) value = "~";
-    else if (const auto* n = std::get_if<uint64_t>(&f.value)) value = fmt::format("{}", *n);
-    else value = yaml_string(std::get<std::string>(f.value));
-    out += fmt::format("{}: {}\n", f.key, value);
+  // Jobs point at the nodes they work on, where those are still listed (a concluded job's node
+  // may have left the graph).
+  std::set<std::string> listed;
+  for (const NodeRef& node : nodes) listed.insert(node->name());
+  for (const JobInfo& job : jobs) {
+    std::string id = "job:" + job.id;
+    std::string label = fmt::format("{}\n{} {}", job.id, job.type, job_state_name(job.state));
+    if (job.total) label += fmt::format(" {}%", job.progress * 100 / job.total);
+    out += fmt::format("  {} [shape=diamond, label={}];\n", dot_quote(id), dot_quote(label));
+    if (listed.count(job.node))
+      out += fmt::format("  {} -> {} [label=\"node\", style=dotted];\n", dot_quote(id),
+                         dot_quote(job.node));
+    if (!job.base.empty() && listed.count(job.base))
+      out += fmt::format("  {} -> {} [label=\"base\", style=dotted];\n", dot_quote(id),
+                         dot_quote(job.base));
   }
+  out += "}\n";
   return out;
 }
 

@@ -1,6 +1,6 @@
 // control/<file>, graph.json, graph.dot, log and jobs/<id>.
 //
-// These files bypass the page cache (direct_io): a control write reaches its handler as the
+// These files bypass the page cache (direct_io): a control write reaches the ControlPlane as the
 // bytes written, and a generated file is read from the text rendered when it was opened (their
 // st_size is 0, like files in /proc; read them to the end).
 #include <fcntl.h>
@@ -11,8 +11,8 @@ namespace chainfs::fusefs {
 
 Result<std::string> Filesystem::render_snapshot(Ino ino) const {
   switch (ino) {
-    case kGraphJson: return render_graph_json(graph_, options_.jobs.get());
-    case kGraphDot: return render_graph_dot(graph_);
+    case kGraphJson: return render_graph_json(graph_, control_plane_->jobs().list());
+    case kGraphDot: return render_graph_dot(graph_, control_plane_->jobs().list());
     case kLog: {
       std::string text;
       if (options_.log_ring)
@@ -24,9 +24,8 @@ Result<std::string> Filesystem::render_snapshot(Ino ino) const {
     }
     default: break;
   }
-  if (ino_kind(ino) == InodeKind::Job && options_.jobs)
-    if (auto entry = inodes_.lookup(ino))
-      if (auto job = options_.jobs->job(entry->name)) return render_job_yaml(*job);
+  if (ino_kind(ino) == InodeKind::Job)
+    if (auto entry = inodes_.lookup(ino)) return control_plane_->jobs().status_yaml(entry->name);
   return make_error(Errc::NotFound, "no such file");
 }
 
@@ -35,9 +34,7 @@ void Filesystem::open_special(fuse_req_t req, Ino ino, fuse_file_info* fi) {
   fi->direct_io = 1;
   fi->keep_cache = 0;
   if (const char* name = control_file_name(ino)) {
-    auto it = control_.find(name);
-    if (it == control_.end() || !it->second) return (void)fuse_reply_err(req, ENOENT);
-    register_handle(fi, std::make_unique<ControlFileHandle>(name, it->second));
+    register_handle(fi, std::make_unique<ControlFileHandle>(name));
   } else {
     if (writing) return (void)fuse_reply_err(req, EACCES);
     auto text = render_snapshot(ino);
@@ -49,29 +46,19 @@ void Filesystem::open_special(fuse_req_t req, Ino ino, fuse_file_info* fi) {
 
 void Filesystem::write_control(fuse_req_t req, ControlFileHandle& h, const char* buf,
                                size_t size) {
-  ControlOutcome outcome;
-  auto lines = parse_control_text(std::string_view(buf, size));
-  if (!lines) {
-    std::string text(buf, std::min<size_t>(size, 200));
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-    outcome = ControlOutcome::failure(lines.take_error(), text.empty() ? "(nothing)" : text);
-  } else {
-    const fuse_ctx* ctx = fuse_req_ctx(req);
-    ControlContext context{ctx ? ctx->pid : 0, ctx ? ctx->uid : 0, ctx ? ctx->gid : 0};
-    outcome = h.handler->execute(*lines, context);
-  }
+  // The whole write is one call: its lines run in order, a snapshot's as one transaction. The
+  // plane logs every outcome (info when done, warn with the reason when refused).
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  ControlRequest request;
+  request.cwd = process_cwd(ctx ? ctx->pid : 0);
+  Result<std::string> outcome = control_plane_->execute(h.name, std::string_view(buf, size), request);
   std::string text = format_outcome(outcome);
   {
     std::lock_guard lock(h.mutex);
     h.outcome = text;
     h.read_pos = 0;
   }
-  if (!outcome.ok()) {
-    graph_.log().warn("control/{}: refused \"{}\": {}: {}", h.name, outcome.command,
-                      errno_name(outcome.error->code), outcome.error->message);
-    return (void)fuse_reply_err(req, to_errno(outcome.error->code));
-  }
-  graph_.log().debug("control/{}: {}", h.name, text.substr(0, text.size() - 1));
+  if (!outcome.ok()) return (void)fuse_reply_err(req, to_errno(outcome.error().code));
   fuse_reply_write(req, size);
 }
 

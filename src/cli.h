@@ -71,6 +71,10 @@ std::string help_text(std::string_view command);
 Result<std::string> run_control_command(const std::string& mountpoint, const std::string& file,
                                         const std::string& text);
 
+// Follows MOUNT/jobs/ID until the job concludes (exit 0, or 1 with its error) or, for an active
+// commit, is ready (exit 0 with a hint to complete it), showing its progress on stdout.
+int wait_for_job(const std::string& mountpoint, const std::string& id);
+
 // Reads a whole file (generated files have st_size 0: read to the end).
 Result<std::string> read_text_file(const std::string& path);
 

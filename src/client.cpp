@@ -49,13 +49,14 @@ Result<std::string> run_control_command(const std::string& mountpoint, const std
   std::string outcome = strip_newlines(read_all(fd));
   ::close(fd);
   if (written < 0) {
+    // "error ENAME: message" -> "refused (ENAME): message"
     std::string message = outcome;
     if (message.rfind("error ", 0) == 0) {
-      // "error ENAME: message" -> "message"
-      size_t colon = message.find(": ");
-      message = colon == std::string::npos ? message.substr(6) : message.substr(colon + 2);
+      message = message.substr(6);
+      if (size_t colon = message.find(": "); colon != std::string::npos)
+        message = fmt::format("refused ({}): {}", message.substr(0, colon), message.substr(colon + 2));
     }
-    if (message.empty()) message = strerror(write_errno);
+    if (message.empty()) message = fmt::format("refused: {}", strerror(write_errno));
     return make_error(errc_from_errno(write_errno), "{}", message);
   }
   if (static_cast<size_t>(written) != text.size())

@@ -62,37 +62,56 @@ Shows the chains, nodes and jobs of a chainfs mount (from its graph.json).
 constexpr const char* kStream = R"(Usage: chainfs stream MOUNTPOINT NODE [options]
 
 Copies into NODE the data of every layer below it down to --base (exclusive; without --base the
-whole chain), then drops the layers in between.
+whole chain), then drops the layers in between. Prints the job's id once it started.
 
 Options:
   --base NODE               stop at this layer (it stays NODE's backing)
   --speed RATE              bytes per second (suffixes K, M, G, T); 0 = unlimited
   --id ID                   the job's id (default: streamN)
-  --wait                    follow the job until it ends; exit non-zero if it fails
+  --wait                    follow the job until it ends: a progress bar (percent, rate, ETA)
+                            on a terminal, a plain line a second otherwise; exit 1 if it fails
+  -h, --help                show this help
+
+The job stays listed in MOUNTPOINT/jobs/ after it ends, until 'chainfs job MOUNTPOINT dismiss ID'.
 )";
 
 constexpr const char* kCommit = R"(Usage: chainfs commit MOUNTPOINT NODE [options]
 
-Merges NODE and the layers between it and --base (default: the bottom layer) into the base.
-Committing a chain's active layer runs until 'chainfs job MOUNTPOINT complete ID'.
+Merges NODE and the layers between it and --base (default: the bottom layer) into the base;
+whatever had NODE as backing then has the base, and the layers between are dropped.
+Committing a chain's active layer is an active commit: the job becomes ready once the base is in
+sync, keeps it in sync with new writes, and finishes on 'chainfs job MOUNTPOINT complete ID' (the
+chain then points at the base) or goes back untouched on 'chainfs job MOUNTPOINT cancel ID'.
 
 Options:
   --base NODE               the layer to merge into
   --speed RATE              bytes per second (suffixes K, M, G, T); 0 = unlimited
-  --id ID                   the job's id (default: commitN)
-  --wait                    follow the job until it ends (or, for an active commit, is ready)
+  --id ID                   the job's id (default: commitN, active-commitN)
+  --wait                    follow the job until it ends (exit 1 if it fails) or, for an active
+                            commit, until it is ready (then complete it as above)
+  -h, --help                show this help
 )";
 
 constexpr const char* kSnapshot = R"(Usage: chainfs snapshot MOUNTPOINT NODE OVERLAY_PATH [--name NODE] [NODE OVERLAY_PATH [--name NODE]]...
 
-Creates a qcow2 overlay at each OVERLAY_PATH backed by NODE's image and puts it above NODE; all
-pairs are one transaction (all applied or none). --name names the overlay node before it
-(default: the overlay file's stem).
+Creates a qcow2 overlay at each OVERLAY_PATH backed by NODE's image and puts it above NODE: every
+parent of NODE, chains included, then uses the overlay. All pairs are one transaction: all
+applied or none, and files created for a failed transaction are removed. --name names the
+overlay node before it (default: the overlay file's stem). A relative OVERLAY_PATH is relative to
+the current folder.
 )";
 
 constexpr const char* kJob = R"(Usage: chainfs job MOUNTPOINT VERB ID
+       chainfs job MOUNTPOINT speed ID RATE
 
-VERB is one of pause, resume, cancel, complete, dismiss, finalize.
+VERB is one of
+  pause      pause a running (or ready) job
+  resume     resume a paused job (a job stopped by its on-error policy retries)
+  cancel     stop the job; the graph stays as it was (an active commit stays on its top layer)
+  complete   finish a ready active commit: the chain then points at the base
+  finalize   make the graph change of a job started with auto-finalize=off
+  dismiss    remove a concluded job from MOUNTPOINT/jobs/
+  speed      change the job's rate limit (bytes per second, suffixes K, M, G, T; 0 = unlimited)
 )";
 
 }  // namespace

@@ -78,6 +78,12 @@ void print_graph(const YAML::Node& graph) {
     fmt::print("  {}: {} {} of node {} (base {}), {} {} of {}", str(job["id"]), str(job["type"]),
                str(job["state"]), str(job["node"]), str(job["base"], "none"), percent,
                fusefs::human_size(done), fusefs::human_size(total));
+    if (std::string rate = str(job["rate"]); !rate.empty() && rate != "0")
+      fmt::print(", {}/s", rate);
+    if (uint64_t speed = num(job["speed"]); speed != 0)
+      fmt::print(", limit {}/s", fusefs::human_size(speed));
+    if (std::string io = str(job["io-status"]); !io.empty() && io != "ok")
+      fmt::print(", io-status {}", io);
     if (std::string error = str(job["error"]); !error.empty() && error != "~")
       fmt::print(", error: {}", error);
     fmt::print("\n");

@@ -1,10 +1,13 @@
-// Control files without a mount: parsing the lines of a write, the outcome read back, and the
-// control/node commands against a real graph of raw images.
+// Control files without a mount: the outcome read back, the writer's working folder, and
+// control/node as the mount runs it (through the ControlPlane, with the writer's folder) against a
+// real graph of raw images. (Job lines through a real mount: mount_test.cpp and the integration
+// scripts.)
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 
+#include "blockcore/jobs/control_plane.h"
 #include "fusefs/control.h"
 #include "fusefs_test_util.h"
 
@@ -13,102 +16,44 @@ namespace {
 
 using testing::TempFolder;
 
-TEST(ControlLine, SplitsWordsAndOptions) {
-  auto line = parse_control_line("  top   base=mid speed=1048576\tid=s1 ");
-  ASSERT_TRUE(line.ok()) << line.error().message;
-  EXPECT_EQ(line->text, "top   base=mid speed=1048576\tid=s1");
-  EXPECT_EQ(line->words, std::vector<std::string>{"top"});
-  EXPECT_EQ(line->options.at("base"), "mid");
-  EXPECT_EQ(line->options.at("speed"), "1048576");
-  EXPECT_EQ(line->options.at("id"), "s1");
-}
-
-TEST(ControlLine, PathsWithEqualsSignsStayWords) {
-  auto line = parse_control_line("open /images/a=b.qcow2 chain=vm read-only");
-  ASSERT_TRUE(line.ok());
-  EXPECT_EQ(line->words, (std::vector<std::string>{"open", "/images/a=b.qcow2", "read-only"}));
-  EXPECT_EQ(line->options.size(), 1u);
-  EXPECT_TRUE(is_option_word("auto-finalize=off"));
-  EXPECT_TRUE(is_option_word("on-error=stop"));
-  EXPECT_FALSE(is_option_word("=x"));
-  EXPECT_FALSE(is_option_word("./a=b"));
-  EXPECT_FALSE(is_option_word("1x=2"));
-  EXPECT_FALSE(is_option_word("plain"));
-}
-
-TEST(ControlLine, RefusesRepeatedAndEmptyOptions) {
-  auto repeated = parse_control_line("top base=a base=b");
-  ASSERT_FALSE(repeated.ok());
-  EXPECT_EQ(repeated.error().code, Errc::Invalid);
-  EXPECT_NE(repeated.error().message.find("'base' is given twice"), std::string::npos);
-  auto empty = parse_control_line("top base=");
-  ASSERT_FALSE(empty.ok());
-  EXPECT_EQ(empty.error().code, Errc::Invalid);
-}
-
-TEST(ControlText, SplitsLines_SkipsBlankAndCommentLines_LastLineNeedsNoNewline) {
-  auto lines = parse_control_text("\n# a comment\nclose a\r\n\n   \nremove b");
-  ASSERT_TRUE(lines.ok()) << lines.error().message;
-  ASSERT_EQ(lines->size(), 2u);
-  EXPECT_EQ((*lines)[0].words, (std::vector<std::string>{"close", "a"}));
-  EXPECT_EQ((*lines)[1].words, (std::vector<std::string>{"remove", "b"}));
-}
-
-TEST(ControlText, RefusesNothingAtAll_AndNulBytes) {
-  for (std::string_view text : {std::string_view(""), std::string_view("\n\n"),
-                                std::string_view("# only a comment\n")}) {
-    auto lines = parse_control_text(text);
-    ASSERT_FALSE(lines.ok());
-    EXPECT_EQ(lines.error().code, Errc::Invalid);
-  }
-  auto nul = parse_control_text(std::string_view("close a\0b\n", 10));
-  ASSERT_FALSE(nul.ok());
-  EXPECT_EQ(nul.error().code, Errc::Invalid);
-}
-
 TEST(ControlOutcome, ReadsBackAsOneLine) {
-  EXPECT_EQ(format_outcome(ControlOutcome::success()), "ok\n");
-  EXPECT_EQ(format_outcome(ControlOutcome::success("stream0")), "ok stream0\n");
-  auto refused = ControlOutcome::failure(make_error(Errc::Busy, "node 'b' is\nin use"), "remove b");
-  EXPECT_FALSE(refused.ok());
+  EXPECT_EQ(format_outcome(std::string("ok")), "ok\n");
+  EXPECT_EQ(format_outcome(std::string("ok stream0")), "ok stream0\n");
+  EXPECT_EQ(format_outcome(std::string()), "ok\n");
+  Result<std::string> refused = make_error(Errc::Busy, "node 'b' is\nin use");
   EXPECT_EQ(format_outcome(refused), "error EBUSY: node 'b' is in use\n");
-  EXPECT_EQ(format_outcome(ControlOutcome::failure(make_error(Errc::Unsupported, "no"), "x")),
-            "error EOPNOTSUPP: no\n");
+  Result<std::string> missing = make_error(Errc::NotFound, "no job 'x'");
+  EXPECT_EQ(format_outcome(missing), "error ENOENT: no job 'x'\n");
 }
 
-TEST(ClientPath, AbsoluteKept_RelativeJoinedToTheWritersWorkingFolder) {
-  EXPECT_EQ(*resolve_client_path("/a/b.qcow2", 0), "/a/b.qcow2");
-  auto cwd = std::filesystem::current_path();
-  auto relative = resolve_client_path("images/../x.raw", ::getpid());
-  ASSERT_TRUE(relative.ok()) << relative.error().message;
-  EXPECT_EQ(*relative, (cwd / "x.raw").string());
-  auto unknown = resolve_client_path("x.raw", 0);
-  ASSERT_FALSE(unknown.ok());
-  EXPECT_EQ(unknown.error().code, Errc::Invalid);
+TEST(WriterFolder, IsTheProcessesWorkingFolder_EmptyWhenUnknown) {
+  EXPECT_EQ(process_cwd(::getpid()), std::filesystem::current_path().string());
+  EXPECT_EQ(process_cwd(0), "");
+  EXPECT_EQ(process_cwd(-1), "");
 }
 
+// One write's text through the plane, as Filesystem::write_control hands it over.
 class NodeControl : public ::testing::Test {
  protected:
-  // Runs one write's text through the handler.
-  ControlOutcome run(const std::string& text) {
-    auto lines = parse_control_text(text);
-    if (!lines) return ControlOutcome::failure(lines.take_error(), text);
-    return handler.execute(*lines, ControlContext{::getpid(), 0, 0});
+  Result<std::string> run(const std::string& text) {
+    ControlRequest request;
+    request.cwd = process_cwd(::getpid());
+    return plane.execute("node", text, request);
   }
-  static Errc code(const ControlOutcome& outcome) {
-    return outcome.ok() ? static_cast<Errc>(-1) : outcome.error->code;
+  static Errc code(const Result<std::string>& outcome) {
+    return outcome.ok() ? static_cast<Errc>(-1) : outcome.error().code;
   }
 
   TempFolder dir;
   Graph graph;
-  NodeControlHandler handler{graph};
+  ControlPlane plane{graph};
 };
 
 TEST_F(NodeControl, OpenAddsAChain_CloseDropsIt) {
   std::string a = dir.raw_image("alpha.raw", 1 << 20);
-  ControlOutcome opened = run("open " + a + " chain=vm name=disk\n");
-  ASSERT_TRUE(opened.ok()) << opened.error->message;
-  EXPECT_EQ(opened.job_id, "");
+  Result<std::string> opened = run("open " + a + " chain=vm name=disk\n");
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  EXPECT_EQ(*opened, "ok");
   ASSERT_TRUE(graph.chain("vm").has_value());
   EXPECT_EQ(graph.chain("vm")->root->name(), "disk");
   EXPECT_TRUE(graph.find("disk.file").ok());
@@ -130,9 +75,9 @@ TEST_F(NodeControl, RelativePathsAreTheWritersOnes) {
   dir.raw_image("rel.raw", 1 << 20);
   auto old = std::filesystem::current_path();
   std::filesystem::current_path(dir.path());
-  ControlOutcome opened = run("open rel.raw");
+  Result<std::string> opened = run("open rel.raw");
   std::filesystem::current_path(old);
-  ASSERT_TRUE(opened.ok()) << opened.error->message;
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
   EXPECT_EQ((*graph.find("rel"))->filename(), dir.path() + "/rel.raw");
 }
 
@@ -158,10 +103,10 @@ TEST_F(NodeControl, Refusals_CarryTheInterfaceErrnos) {
 TEST_F(NodeControl, LinesRunInOrder_AndStopAtTheFirstRefusal) {
   std::string a = dir.raw_image("a.raw", 1 << 20);
   std::string b = dir.raw_image("b.raw", 1 << 20);
-  ControlOutcome outcome = run("open " + a + " chain=one\nclose nosuch\nopen " + b + " chain=two\n");
+  Result<std::string> outcome =
+      run("open " + a + " chain=one\nclose nosuch\nopen " + b + " chain=two\n");
   ASSERT_FALSE(outcome.ok());
-  EXPECT_EQ(outcome.error->code, Errc::NotFound);
-  EXPECT_EQ(outcome.command, "close nosuch");
+  EXPECT_EQ(outcome.error().code, Errc::NotFound);
   EXPECT_TRUE(graph.chain("one").has_value());   // ran before the refusal
   EXPECT_FALSE(graph.chain("two").has_value());  // not run after it
   ASSERT_TRUE(run("open " + b + " chain=two\nclose one\n").ok());
@@ -169,27 +114,11 @@ TEST_F(NodeControl, LinesRunInOrder_AndStopAtTheFirstRefusal) {
   EXPECT_TRUE(graph.chain("two").has_value());
 }
 
-TEST(JobControl, RefusesEveryLineUntilTheJobEngineExists) {
-  auto handler = jobs_not_implemented_handler();
-  auto lines = parse_control_text("top base=mid\ntop2\n");
-  ASSERT_TRUE(lines.ok());
-  ControlOutcome outcome = handler->execute(*lines, {});
-  ASSERT_FALSE(outcome.ok());
-  EXPECT_EQ(outcome.error->code, Errc::Unsupported);
-  EXPECT_EQ(outcome.error->message, "jobs are not implemented yet");
-  EXPECT_EQ(outcome.command, "top base=mid");
-}
-
-TEST(ControlHandlers, DefaultsFillOnlyWhatIsMissing) {
-  Graph graph;
-  auto mine = jobs_not_implemented_handler();
-  ControlHandlers handlers = complete_control_handlers(graph, {{"node", mine}});
-  EXPECT_EQ(handlers.size(), 5u);
-  EXPECT_EQ(handlers.at("node"), mine);
-  for (const char* name : {"stream", "commit", "snapshot", "job"})
-    ASSERT_NE(handlers.at(name), nullptr) << name;
-  ControlHandlers defaults = complete_control_handlers(graph, {});
-  EXPECT_NE(dynamic_cast<NodeControlHandler*>(defaults.at("node").get()), nullptr);
+TEST_F(NodeControl, RelativePathsAreRefusedWhenTheWritersFolderIsUnknown) {
+  dir.raw_image("rel.raw", 1 << 20);
+  Result<std::string> opened = plane.execute("node", "open rel.raw", ControlRequest{});
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.error().code, Errc::Invalid);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// What graph.json, graph.dot and jobs/<id> show, for a graph of raw nodes (and a fault filter) and
-// a job source standing in for the job engine. JSON is parsed back with yaml-cpp (JSON is YAML).
+// What graph.json and graph.dot show, for a graph of raw nodes (and a fault filter) and jobs as the
+// job engine lists them. JSON is parsed back with yaml-cpp (JSON is YAML).
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
@@ -11,28 +11,29 @@ namespace {
 
 using testing::TempFolder;
 
-class FakeJobs : public JobSource {
- public:
-  std::vector<JobView> jobs() const override { return views; }
-  std::optional<JobView> job(const std::string& id) const override {
-    for (const JobView& v : views)
-      if (v.id == id) return v;
-    return std::nullopt;
-  }
-  std::vector<JobView> views;
-};
+JobInfo stream_job() {
+  JobInfo job;
+  job.id = "stream0";
+  job.type = "stream";
+  job.state = JobState::Running;
+  job.node = "top";
+  job.progress = 536870912;
+  job.total = 2147483648;
+  job.rate = 412.3 * 1024 * 1024;
+  return job;
+}
 
-JobView stream_job() {
-  return JobView{"stream0",
-                 {{"id", std::string("stream0")},
-                  {"type", std::string("stream")},
-                  {"state", std::string("running")},
-                  {"node", std::string("top")},
-                  {"base", std::monostate{}},
-                  {"progress", uint64_t{536870912}},
-                  {"total", uint64_t{2147483648}},
-                  {"rate", std::string("412.3M")},
-                  {"error", std::monostate{}}}};
+JobInfo failed_commit() {
+  JobInfo job;
+  job.id = "commit1";
+  job.type = "commit";
+  job.state = JobState::Concluded;
+  job.node = "mid";
+  job.base = "base";
+  job.speed = 1 << 20;
+  job.io_status = IoStatus::Failed;
+  job.error = "read failed: \"x\"\nat 0";
+  return job;
 }
 
 class Render : public ::testing::Test {
@@ -59,9 +60,7 @@ class Render : public ::testing::Test {
 };
 
 TEST_F(Render, GraphJson_ListsNodesChildrenChainsAndJobs) {
-  FakeJobs jobs;
-  jobs.views.push_back(stream_job());
-  YAML::Node g = YAML::Load(render_graph_json(graph, &jobs));
+  YAML::Node g = YAML::Load(render_graph_json(graph, {stream_job(), failed_commit()}));
   EXPECT_EQ(g["version"].as<int>(), 1);
   EXPECT_FALSE(g["read-only"].as<bool>());
   ASSERT_EQ(g["nodes"].size(), 5u);  // disk, disk.file, plain, plain.file, flaky
@@ -94,16 +93,46 @@ TEST_F(Render, GraphJson_ListsNodesChildrenChainsAndJobs) {
   EXPECT_EQ(g["chains"][0]["root"].as<std::string>(), "disk");
   EXPECT_EQ(g["chains"][0]["layers"].size(), 1u);
 
-  ASSERT_EQ(g["jobs"].size(), 1u);
+  ASSERT_EQ(g["jobs"].size(), 2u);
   YAML::Node job = g["jobs"][0];
   EXPECT_EQ(job["id"].as<std::string>(), "stream0");
-  EXPECT_EQ(job["progress"].as<uint64_t>(), 536870912u);
+  EXPECT_EQ(job["type"].as<std::string>(), "stream");
+  EXPECT_EQ(job["state"].as<std::string>(), "running");
+  EXPECT_EQ(job["node"].as<std::string>(), "top");
   EXPECT_TRUE(job["base"].IsNull());
+  EXPECT_EQ(job["progress"].as<uint64_t>(), 536870912u);
+  EXPECT_EQ(job["total"].as<uint64_t>(), 2147483648u);
+  EXPECT_EQ(job["speed"].as<uint64_t>(), 0u);
   EXPECT_EQ(job["rate"].as<std::string>(), "412.3M");
+  EXPECT_EQ(job["io-status"].as<std::string>(), "ok");
+  EXPECT_TRUE(job["error"].IsNull());
+  YAML::Node failed = g["jobs"][1];
+  EXPECT_EQ(failed["base"].as<std::string>(), "base");
+  EXPECT_EQ(failed["state"].as<std::string>(), "concluded");
+  EXPECT_EQ(failed["speed"].as<uint64_t>(), 1u << 20);
+  EXPECT_EQ(failed["io-status"].as<std::string>(), "failed");
+  EXPECT_EQ(failed["error"].as<std::string>(), "read failed: \"x\"\nat 0");
 }
 
-TEST_F(Render, GraphJson_WithoutJobSource_HasAnEmptyJobList) {
-  YAML::Node g = YAML::Load(render_graph_json(graph, nullptr));
+TEST_F(Render, GraphJson_JobKeysComeInTheStatusFilesOrder) {
+  std::string json = render_graph_json(graph, {stream_job()});
+  std::string yaml = render_job_status_yaml(stream_job());
+  size_t at = json.find("\"id\": \"stream0\"");
+  ASSERT_NE(at, std::string::npos) << json;
+  // Each key of jobs/<id>, in its order, appears in the job's JSON object in the same order.
+  size_t line_start = 0;
+  while (line_start < yaml.size()) {
+    size_t colon = yaml.find(':', line_start);
+    std::string key = yaml.substr(line_start, colon - line_start);
+    size_t found = json.find("\"" + key + "\": ", at);
+    ASSERT_NE(found, std::string::npos) << key;
+    at = found;
+    line_start = yaml.find('\n', line_start) + 1;
+  }
+}
+
+TEST_F(Render, GraphJson_WithoutJobs_HasAnEmptyJobList) {
+  YAML::Node g = YAML::Load(render_graph_json(graph, {}));
   ASSERT_TRUE(g["jobs"].IsSequence());
   EXPECT_EQ(g["jobs"].size(), 0u);
 }
@@ -112,14 +141,14 @@ TEST(RenderEmpty, GraphJson_OfAnEmptyReadOnlyGraph) {
   GraphOptions options;
   options.read_only = true;
   Graph graph(options);
-  YAML::Node g = YAML::Load(render_graph_json(graph, nullptr));
+  YAML::Node g = YAML::Load(render_graph_json(graph, {}));
   EXPECT_TRUE(g["read-only"].as<bool>());
   EXPECT_EQ(g["nodes"].size(), 0u);
   EXPECT_EQ(g["chains"].size(), 0u);
 }
 
 TEST_F(Render, GraphDot_HasEveryNodeAndEdge) {
-  std::string dot = render_graph_dot(graph);
+  std::string dot = render_graph_dot(graph, {});
   EXPECT_EQ(dot.rfind("digraph chainfs {", 0), 0u);
   EXPECT_NE(dot.find("\"disk\" -> \"disk.file\" [label=\"file\""), std::string::npos) << dot;
   EXPECT_NE(dot.find("\"flaky\" -> \"plain\" [label=\"filtered\""), std::string::npos) << dot;
@@ -128,30 +157,16 @@ TEST_F(Render, GraphDot_HasEveryNodeAndEdge) {
   EXPECT_EQ(dot.back(), '\n');
 }
 
-TEST(RenderJob, YamlHasOneKeyPerLine_NullsAsTilde) {
-  std::string text = render_job_yaml(stream_job());
-  EXPECT_EQ(text,
-            "id: stream0\ntype: stream\nstate: running\nnode: top\nbase: ~\n"
-            "progress: 536870912\ntotal: 2147483648\nrate: 412.3M\nerror: ~\n");
-  YAML::Node parsed = YAML::Load(text);
-  EXPECT_EQ(parsed["total"].as<uint64_t>(), 2147483648u);
-  EXPECT_TRUE(parsed["error"].IsNull());
-}
-
-TEST(RenderJob, StringsThatWouldChangeMeaningAreQuoted) {
-  JobView job{"j1",
-              {{"error", std::string("write failed: no space left")},
-               {"node", std::string("123")},
-               {"state", std::string("null")},
-               {"note", std::string("")}}};
-  std::string text = render_job_yaml(job);
-  YAML::Node parsed = YAML::Load(text);
-  EXPECT_EQ(parsed["id"].as<std::string>(), "j1");  // added when the fields lack it
-  EXPECT_EQ(parsed["error"].as<std::string>(), "write failed: no space left");
-  EXPECT_EQ(parsed["node"].Tag(), "!");  // quoted: stays a string
-  EXPECT_EQ(parsed["node"].as<std::string>(), "123");
-  EXPECT_FALSE(parsed["state"].IsNull());
-  EXPECT_EQ(parsed["note"].as<std::string>(), "");
+TEST_F(Render, GraphDot_ShowsJobsPointingAtTheirListedNodes) {
+  JobInfo job = stream_job();
+  job.node = "disk";
+  job.base = "gone";  // not listed: no edge to a node that is not drawn
+  std::string dot = render_graph_dot(graph, {job});
+  EXPECT_NE(dot.find("\"job:stream0\" [shape=diamond, label=\"stream0\\nstream running 25%\"]"),
+            std::string::npos)
+      << dot;
+  EXPECT_NE(dot.find("\"job:stream0\" -> \"disk\" [label=\"node\""), std::string::npos) << dot;
+  EXPECT_EQ(dot.find("\"gone\""), std::string::npos) << dot;
 }
 
 TEST(JsonQuote, EscapesQuotesBackslashesAndControlBytes) {
