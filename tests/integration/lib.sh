@@ -151,3 +151,99 @@ log_has() { grep -qF -- "$1" "$MNT/log"; }
 
 # make_random FILE SIZE_IN_KIB: a file of random bytes.
 make_random() { head -c "$(($2 * 1024))" /dev/urandom >"$1"; }
+
+# ---- jobs ------------------------------------------------------------------------------------
+
+# make_chain DIR SIZE_MIB [PREFIX]: PREFIXbase.qcow2 <- PREFIXmid.qcow2 <- PREFIXtop.qcow2 in DIR
+# (node names PREFIXbase, ...), each layer with data of its own (qemu-io patterns: base
+# everywhere, mid over [SIZE/8, 3*SIZE/8) and zeros over its last MiB but one, top over
+# [SIZE/4, SIZE/4 + 2M)), and DIR/PREFIXref.raw: what top reads (qemu-img convert).
+make_chain() {
+  local dir=$1 size=$2 p=${3:-}
+  qemu-img create -q -f qcow2 "$dir/${p}base.qcow2" "${size}M"
+  qemu-io -c "write -P 0x11 0 ${size}M" "$dir/${p}base.qcow2" >/dev/null
+  qemu-img create -q -f qcow2 -b "${p}base.qcow2" -F qcow2 "$dir/${p}mid.qcow2"
+  qemu-io -c "write -P 0x22 $((size / 8))M $((size / 4))M" \
+          -c "write -z $((size - 2))M 1M" "$dir/${p}mid.qcow2" >/dev/null
+  qemu-img create -q -f qcow2 -b "${p}mid.qcow2" -F qcow2 "$dir/${p}top.qcow2"
+  qemu-io -c "write -P 0x33 $((size / 4))M 2M" "$dir/${p}top.qcow2" >/dev/null
+  qemu-img convert -O raw "$dir/${p}top.qcow2" "$dir/${p}ref.raw"
+}
+
+# job_field ID KEY: the value of KEY in $MNT/jobs/ID (empty if the job is not listed).
+job_field() { sed -n "s/^$2: //p" "$MNT/jobs/$1" 2>/dev/null; }
+
+# wait_job ID STATE SECONDS: waits until jobs/ID says state STATE.
+wait_job() {
+  wait_until "$3" bash -c "[ \"\$(sed -n 's/^state: //p' '$MNT/jobs/$1' 2>/dev/null)\" = '$2' ]" ||
+    fail "job $1 did not reach $2 within $3 s: $(cat "$MNT/jobs/$1" 2>&1)"
+}
+
+# layers CHAIN: the chain's folder listing on one line ("0-top 1-base").
+layers() { ls "$MNT/chains/$1" | tr '\n' ' ' | sed 's/ $//'; }
+
+# backing_chain IMAGE: the images of IMAGE's backing chain by file name, top first, as qemu-img
+# sees them ("top.qcow2 base.qcow2").
+backing_chain() {
+  qemu-img info --backing-chain --output=json "$1" |
+    python3 -c 'import json, os, sys; print(" ".join(os.path.basename(i["filename"]) for i in json.load(sys.stdin)))'
+}
+
+# same_bytes A B: the two files (or node files) hold the same bytes.
+same_bytes() { cmp -s "$1" "$2"; }
+
+# compare_image IMAGE RAW: qemu-img reads the same bytes from the qcow2 IMAGE (and its chain) as
+# from the raw file RAW.
+compare_image() { qemu-img compare -q -f qcow2 -F raw "$1" "$2" || fail "qemu-img compare $1 $2"; }
+
+# guest_io NODE REF SECONDS_MAX WHILE_CMD...: while WHILE_CMD succeeds (at most SECONDS_MAX), two
+# dd writers write random 64 KiB blocks into the first half of $MNT/nodes/NODE (and the same bytes
+# into the raw file REF), and two dd readers (one buffered, one O_DIRECT) read the second half and
+# compare it with REF. Fails on a mismatch or an I/O error; prints how many writes and reads ran.
+guest_io() {
+  local node=$1 ref=$2 max=$3; shift 3
+  local file=$MNT/nodes/$node size half blocks
+  size=$(stat -c %s "$ref"); half=$((size / 2)); blocks=$((half / 65536))
+  head -c $((64 * 65536)) /dev/urandom >"$TMP/blocks.bin"
+  local deadline=$((SECONDS + max))
+  writer() {  # writer PARITY: blocks whose index has that parity
+    local n=0 i k
+    while "$@" && [ $SECONDS -lt $deadline ]; do
+      i=$(( (RANDOM * 2 + PARITY) % blocks )); k=$((RANDOM % 64))
+      dd if="$TMP/blocks.bin" of="$file" bs=64K skip=$k seek=$i count=1 conv=notrunc status=none || { echo "write error"; return 1; }
+      dd if="$TMP/blocks.bin" of="$ref" bs=64K skip=$k seek=$i count=1 conv=notrunc status=none
+      n=$((n + 1))
+    done
+    echo "$n writes"
+  }
+  reader() {  # reader DD_FLAGS
+    local n=0
+    while "$@" && [ $SECONDS -lt $deadline ]; do
+      cmp -s <(dd if="$file" bs=1M skip=$((half >> 20)) $FLAGS status=none) \
+             <(dd if="$ref" bs=1M skip=$((half >> 20)) status=none) || { echo "read mismatch"; return 1; }
+      n=$((n + 1))
+    done
+    echo "$n reads"
+  }
+  local pids=() rc=0
+  PARITY=0 writer "$@" >"$TMP/io.w0" 2>&1 & pids+=($!)
+  PARITY=1 writer "$@" >"$TMP/io.w1" 2>&1 & pids+=($!)
+  FLAGS= reader "$@" >"$TMP/io.r0" 2>&1 & pids+=($!)
+  FLAGS=iflag=direct reader "$@" >"$TMP/io.r1" 2>&1 & pids+=($!)
+  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+  echo "guest I/O: $(cat "$TMP"/io.w0 "$TMP"/io.w1 "$TMP"/io.r0 "$TMP"/io.r1 | tr '\n' ' ')"
+  [ $rc = 0 ] || fail "guest I/O failed: $(cat "$TMP"/io.*)"
+}
+
+# chain_nodes_yaml DIR PREFIX: the config's `nodes:` entries that declare the layers made by
+# `make_chain DIR SIZE PREFIX` by name. Such nodes are opened writable and held by the user (they
+# stay listed until `control/node remove`), so a commit can write into its base; layers found
+# through image headers (--image) are opened read-only.
+chain_nodes_yaml() {
+  local dir=$1 p=$2
+  cat <<YAML
+  - {name: ${p}base, driver: qcow2, file: $dir/${p}base.qcow2, backing: null}
+  - {name: ${p}mid, driver: qcow2, file: $dir/${p}mid.qcow2, backing: ${p}base}
+  - {name: ${p}top, driver: qcow2, file: $dir/${p}top.qcow2, backing: ${p}mid}
+YAML
+}
