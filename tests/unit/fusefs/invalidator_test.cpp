@@ -1,11 +1,13 @@
-// The invalidation queue: posting never waits for the sink, repeated items are coalesced, and
-// stop() sends what is queued.
+// The invalidation queue: posting never waits for the sink, repeated items are coalesced, stop()
+// sends what is queued, and held items repeat every period until released.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "fusefs/invalidator.h"
@@ -84,6 +86,48 @@ TEST(Invalidator, StopSendsWhatIsQueued_ThenIgnoresNewPosts) {
   }
   EXPECT_EQ(sent.size(), 50u);
   EXPECT_EQ(std::count(sent.begin(), sent.end(), 99u), 0);
+}
+
+TEST(Invalidator, HeldItemRepeatsEveryPeriod_UntilReleasedByEveryHolder) {
+  Recorder rec;
+  auto count = [&](uint64_t ino) {
+    std::lock_guard lock(rec.mutex);
+    return std::count_if(rec.sent.begin(), rec.sent.end(),
+                         [&](const Invalidator::Item& i) { return i.ino == ino; });
+  };
+  Invalidator inv([&](const Invalidator::Item& i) { rec(i); }, std::chrono::milliseconds(10));
+  inv.hold({5, false});
+  inv.hold({5, false});  // a second holder of the same item
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_GE(count(5), 5) << "sent at once and then about every 10 ms";
+  inv.release({5, false});
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto with_one_holder = count(5);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_GT(count(5), with_one_holder) << "still held by the other holder";
+  inv.release({5, false});
+  inv.flush();
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // a repeat already queued may go
+  auto released = count(5);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(count(5), released) << "repeats after the last release";
+}
+
+TEST(Invalidator, HeldItemsKeepComingUnderAStreamOfPosts) {
+  Recorder rec;
+  Invalidator inv([&](const Invalidator::Item& i) { rec(i); }, std::chrono::milliseconds(20));
+  inv.hold({1, false});
+  inv.flush();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  for (uint64_t i = 100; std::chrono::steady_clock::now() < deadline; ++i) {
+    inv.post({i, false});  // busier than the period: the wait never times out
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  inv.stop();
+  std::lock_guard lock(rec.mutex);
+  auto repeats = std::count_if(rec.sent.begin(), rec.sent.end(),
+                               [](const Invalidator::Item& i) { return i.ino == 1; });
+  EXPECT_GE(repeats, 4);
 }
 
 }  // namespace
