@@ -7,16 +7,8 @@
 
 namespace chainfs {
 
-namespace {
-
-JobDescription commit_description(const LayerSpan& span, bool active) {
-  return {active ? "active-commit" : "commit", span.top->name(), span.base->name()};
-}
-
-}  // namespace
-
 CommitJob::CommitJob(Graph& graph, LayerSpan span, bool active)
-    : CopyJob(graph, commit_description(span, active), std::move(span)), active_(active) {
+    : CopyJob(graph, active ? "active-commit" : "commit", std::move(span)), active_(active) {
   members_.push_back(span_.top);
   members_.insert(members_.end(), span_.between.begin(), span_.between.end());
   watch_nodes({span_.top, span_.base});
@@ -62,14 +54,15 @@ Result<void> CommitJob::run(JobContext& ctx) {
 Result<void> CommitJob::mirror(JobContext& ctx) {
   for (;;) {
     if (reached_ready_ && ctx.should_complete()) return ok_result();
+    // Converged: what is left to copy at the switch is small (busy guests may keep a little
+    // dirty all the time; the drain at `complete` copies it with the guest held).
+    if (!reached_ready_ && tracker_->dirty_bytes() <= kReadyDirtyBytes) {
+      CHAINFS_TRY(ctx.ready());
+      reached_ready_ = true;
+    }
     std::optional<ByteRange> range = tracker_->take(kWindow);
     if (!range) {
-      if (!reached_ready_) {
-        CHAINFS_TRY(ctx.ready());
-        reached_ready_ = true;
-      } else {
-        CHAINFS_TRY(ctx.idle(kIdleWait));
-      }
+      CHAINFS_TRY(ctx.idle(kIdleWait));
       continue;
     }
     ctx.add_total(range->length);

@@ -12,8 +12,9 @@
 // chain rooted at it moves to base, headers rewritten; the layers between are dropped.
 //
 // Active commit (NODE is a chain's active layer and takes guest writes): the same first pass with
-// a DirtyTracker on NODE (write_tracking.h) from the start; then it copies dirty ranges until none
-// is left and becomes `ready`, and keeps mirroring new writes into base until `complete`. The
+// a DirtyTracker on NODE (write_tracking.h) from the start; then it copies dirty ranges until at
+// most kReadyDirtyBytes are left, becomes `ready`, and keeps mirroring new writes into base until
+// `complete`. The
 // final change drains NODE's subtree (no guest write in flight, new ones wait), copies what is
 // still dirty with internal I/O, flushes base and relinks replace(NODE, base) — the chain now
 // points at base, and no write acknowledged before the switch is missing. `cancel` (or a failure)
@@ -41,6 +42,8 @@ class CommitJob final : public CopyJob {
   // How long a ready job sleeps when nothing is dirty before it looks again (wake() ends it
   // early; it is only a safety net).
   static constexpr std::chrono::milliseconds kIdleWait{500};
+  // An active commit is ready once at most this much is dirty after its first pass.
+  static constexpr uint64_t kReadyDirtyBytes = kWindow;
 
  protected:
   Result<void> on_start(const std::string& id) override;

@@ -20,8 +20,14 @@ Result<void> flush_node(Node& node) {
   return node.flush();
 }
 
-CopyJob::CopyJob(Graph& graph, JobDescription description, LayerSpan span)
-    : Job(std::move(description)), graph_(graph), span_(std::move(span)) {}
+namespace {
+JobDescription describe(std::string type, const LayerSpan& span) {
+  return {std::move(type), span.top->name(), span.base ? span.base->name() : std::string()};
+}
+}  // namespace
+
+CopyJob::CopyJob(Graph& graph, std::string type, LayerSpan span)
+    : Job(describe(std::move(type), span)), graph_(graph), span_(std::move(span)) {}
 
 CopyJob::~CopyJob() { remove_observer(); }
 

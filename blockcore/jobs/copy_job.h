@@ -35,7 +35,8 @@ class CopyJob : public Job {
   const LayerSpan& span() const { return span_; }
 
  protected:
-  CopyJob(Graph& graph, JobDescription description, LayerSpan span);
+  // The description (jobs/<id>'s type, node and base) comes from `span`.
+  CopyJob(Graph& graph, std::string type, LayerSpan span);
   ~CopyJob() override;
 
   // Claims `targets` as "job <id>" and checks that the chain is still what the job resolved.

@@ -4,19 +4,12 @@
 #include <thread>
 
 #include "blockcore/graph/request_gate.h"
+#include "blockcore/util/sync_point.h"
 
 namespace chainfs {
 
-namespace {
-
-JobDescription stream_description(const LayerSpan& span) {
-  return {"stream", span.top->name(), span.base ? span.base->name() : std::string()};
-}
-
-}  // namespace
-
 StreamJob::StreamJob(Graph& graph, LayerSpan span)
-    : CopyJob(graph, stream_description(span), std::move(span)) {
+    : CopyJob(graph, "stream", std::move(span)) {
   // Cut out: the between layers down to the lowest one with a backing edge. Filters right above
   // base stay: they are part of base's edge (`top -> flaky -> base` keeps flaky). Without a base
   // everything below top goes.
@@ -93,6 +86,8 @@ Result<uint64_t> StreamJob::copy_from_below(Node& top, uint64_t offset, uint64_t
       const uint64_t n = data_end - pos;
       std::span<std::byte> data = window_buffer.subspan(pos - window_offset, n);
       CHAINFS_TRY(top.read(pos, data));
+      // Tests hold the job here, between its read and its write, to race a guest write with it.
+      CHAINFS_SYNC_POINT_TAG(graph_.sync_points(), "StreamJob::copy:read", top.name());
       if (!all_zero(data)) {
         CHAINFS_TRY(top.write(pos, data));
         moved += n;

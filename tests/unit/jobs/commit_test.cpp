@@ -1,0 +1,217 @@
+// Commit and active commit on real qcow2 chains: base receives the data of the layers above it,
+// the parents and chains move to base (headers rewritten), guest writes during an active commit
+// reach base before the switch, and cancel leaves the chain where it was.
+#include "chain_fixture.h"
+
+namespace chainfs::testing {
+namespace {
+
+constexpr uint64_t kSize = 24 * MiB;
+
+class CommitTest : public JobsFixture {
+ protected:
+  void make_chain() {
+    dir_.create("base", kSize);
+    dir_.io("base", {"write -P 0x11 0 4M", "write -P 0x12 6M 2M", "write -P 0x13 12M 5M"});
+    dir_.create("mid", kSize, "base");
+    dir_.io("mid", {"write -P 0x21 1M 2M", "write -z 13M 1M", "write -P 0 3M 1M",
+                    "write -P 0x22 7M 64k", "write -P 0x23 22M 1M"});
+    dir_.create("top", kSize, "mid");
+    dir_.io("top", {"write -P 0x31 0 512k", "write -P 0x32 1536k 64k", "write -P 0x33 13M 128k",
+                    "write -z 6M 64k"});
+  }
+  void expect_image_reads(const std::string& name, const std::vector<std::byte>& expected) {
+    dir_.write_raw("expected.raw", expected);
+    EXPECT_EQ(dir_.sh("qemu-img compare -q -f raw -F qcow2 expected.raw " + name + ".qcow2"), 0);
+    EXPECT_EQ(dir_.sh("qemu-img check -q " + name + ".qcow2"), 0);
+  }
+};
+
+TEST_F(CommitTest, Intermediate_MergesMidIntoBaseAndTopNowBacksOntoBase) {
+  make_chain();
+  const std::vector<std::byte> expected_top = dir_.raw_view("top");
+  const std::vector<std::byte> expected_mid = dir_.raw_view("mid");
+  open_writable_chain({"base", "mid", "top"});
+
+  const std::string id = start("commit", "mid base=base");
+  EXPECT_EQ(id, "commit0");
+  expect_completed(id);
+  const JobInfo info = *plane_->jobs().info(id);
+  EXPECT_EQ(info.type, "commit");
+  EXPECT_EQ(info.progress, info.total);
+
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "base"}));
+  EXPECT_FALSE(listed("mid"));
+  EXPECT_TRUE(same_bytes(read_node("base"), expected_mid)) << "base now reads as mid did";
+  EXPECT_TRUE(same_bytes(read_node("top"), expected_top)) << "top's view never changes";
+
+  close_graph();
+  EXPECT_EQ(dir_.backing_file("top"), "base.qcow2");
+  EXPECT_EQ(dir_.chain_files("top"), (std::vector<std::string>{"top.qcow2", "base.qcow2"}));
+  expect_image_reads("top", expected_top);
+  expect_image_reads("base", expected_mid);
+}
+
+TEST_F(CommitTest, DefaultBase_IsTheBottomLayer) {
+  make_chain();
+  dir_.create("root", kSize);  // base gets a backing of its own: the bottom is then "root"
+  ASSERT_EQ(dir_.sh("qemu-img rebase -u -b root.qcow2 -F qcow2 base.qcow2"), 0);
+  const std::vector<std::byte> expected_top = dir_.raw_view("top");
+  open_writable_chain({"root", "base", "mid", "top"});
+  const std::string id = start("commit", "mid");
+  EXPECT_EQ(plane_->jobs().info(id)->base, "root");
+  expect_completed(id);
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "root"}));
+  EXPECT_TRUE(same_bytes(read_node("top"), expected_top));
+}
+
+TEST_F(CommitTest, ActiveCommit_ReadyThenComplete_SwitchesTheChainToBaseWithEveryWrite) {
+  make_chain();
+  open_writable_chain({"base", "mid", "top"});
+  GuestWriters writers(node("top"), read_node("top"));
+  writers.wait_writes(10);
+
+  const std::string id = start("commit", "top base=base");
+  EXPECT_EQ(plane_->jobs().info(id)->type, "active-commit");
+  wait_state(id, JobState::Ready);
+  EXPECT_TRUE(wait_log("job active-commit0: ready"));
+  // Keep writing while ready: the job mirrors the writes into base.
+  writers.wait_writes(writers.writes() + 50);
+  writers.stop();
+  EXPECT_TRUE(writers.errors().empty());
+
+  run("job", "complete " + id);
+  expect_completed(id);
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"base"}));
+  EXPECT_FALSE(listed("top"));
+  EXPECT_FALSE(listed("mid"));
+  EXPECT_TRUE(same_bytes(read_node("base"), writers.expected()))
+      << "every write acknowledged before the switch is in base";
+  const JobInfo info = *plane_->jobs().info(id);
+  EXPECT_GE(info.total, kSize) << "the total grows with the mirrored writes";
+  EXPECT_EQ(info.progress, info.total);
+
+  close_graph();
+  EXPECT_EQ(dir_.backing_file("base"), "");
+  expect_image_reads("base", writers.expected());
+}
+
+TEST_F(CommitTest, ActiveCommit_WritesRightUpToTheSwitch_AreAllInBase) {
+  make_chain();
+  open_writable_chain({"base", "mid", "top"});
+  const std::string id = start("commit", "top base=base");
+  wait_state(id, JobState::Ready);
+  // Writers run through `complete`, with full 4 KiB blocks so that each block holds one write.
+  // Every write that completed before `complete` was asked for must be in base; writes that
+  // complete later may or may not be (those after the switch go to top, which the chain no
+  // longer uses: like an unlinked file, it stays usable through the handles open on it).
+  NodeRef top = node("top");
+  const std::vector<std::byte> initial = read_node("top");
+  GuestWriters writers(top, initial, 2, 4 * KiB, /*partial=*/false);
+  writers.wait_writes(30);
+  const uint64_t before_complete = writers.writes();
+  run("job", "complete " + id);
+  expect_completed(id);
+  writers.wait_writes(writers.writes() + 10);
+  writers.stop();
+  EXPECT_TRUE(writers.errors().empty());
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"base"}));
+
+  const std::vector<std::byte> base = read_node("base");
+  ASSERT_EQ(base.size(), initial.size());
+  int bad = 0;
+  for (uint64_t b = 0; b < base.size() / (4 * KiB) && bad < 5; ++b) {
+    const std::byte got = base[b * 4 * KiB];
+    const std::vector<std::byte> allowed = writers.values_since(b, before_complete, initial[b * 4 * KiB]);
+    const bool uniform = std::all_of(base.begin() + b * 4 * KiB, base.begin() + (b + 1) * 4 * KiB,
+                                     [&](std::byte x) { return x == got; });
+    const bool known = std::find(allowed.begin(), allowed.end(), got) != allowed.end();
+    // Blocks the writers never touched keep the initial view (which need not be uniform).
+    const bool ok = writers.written(b)
+                        ? uniform && known
+                        : std::equal(base.begin() + b * 4 * KiB, base.begin() + (b + 1) * 4 * KiB,
+                                     initial.begin() + b * 4 * KiB);
+    if (!ok) {
+      ++bad;
+      ADD_FAILURE() << "block " << b << " of base holds " << static_cast<int>(got)
+                    << ", older than the last write acknowledged before complete";
+    }
+  }
+  // top, still open through the writers' handles, has every write.
+  BlockHandle handle(top, false);
+  std::vector<std::byte> top_view(top->size());
+  ASSERT_TRUE(handle.read(0, top_view).ok());
+  EXPECT_TRUE(same_bytes(top_view, writers.expected()));
+}
+
+TEST_F(CommitTest, ActiveCommit_CancelWhenReady_LeavesTheChainOnTopAndBaseAConsistentCopy) {
+  make_chain();
+  open_writable_chain({"base", "mid", "top"});
+  GuestWriters writers(node("top"), read_node("top"));
+  const std::string id = start("commit", "top base=base");
+  wait_state(id, JobState::Ready);
+  writers.wait_writes(writers.writes() + 30);
+  writers.stop();
+  run("job", "cancel " + id);
+  const JobInfo info = wait_concluded(id);
+  ASSERT_TRUE(info.error);
+  EXPECT_EQ(*info.error, "job cancelled");
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "mid", "base"}));
+  EXPECT_TRUE(same_bytes(read_node("top"), writers.expected())) << "the chain still reads top";
+  EXPECT_TRUE(same_bytes(read_node("base"), writers.expected()))
+      << "base holds a consistent copy of top as of the cancel";
+  close_graph();
+  EXPECT_EQ(dir_.backing_file("top"), "mid.qcow2");
+}
+
+TEST_F(CommitTest, ActiveCommit_CompleteBeforeReady_IsRefusedWithEbusy) {
+  make_chain();
+  open_writable_chain({"base", "mid", "top"});
+  const std::string id = start("commit", "top base=base speed=1M");
+  wait_state(id, JobState::Running);
+  const Error e = refused("job", "complete " + id);
+  EXPECT_EQ(e.code, Errc::Busy);
+  EXPECT_NE(e.message.find("complete needs a ready job"), std::string::npos) << e.message;
+  EXPECT_TRUE(log_contains("control/job: complete " + id + ": refused (EBUSY)"));
+  run("job", "cancel " + id);
+  wait_concluded(id);
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "mid", "base"}));
+}
+
+TEST_F(CommitTest, ActiveCommit_PauseInReadyIsStandby_ResumeIsReadyAgain) {
+  make_chain();
+  open_writable_chain({"base", "mid", "top"});
+  const std::string id = start("commit", "top");
+  wait_state(id, JobState::Ready);
+  run("job", "pause " + id);
+  EXPECT_EQ(plane_->jobs().info(id)->state, JobState::Standby);
+  EXPECT_EQ(refused("job", "complete " + id).code, Errc::Busy) << "complete needs ready";
+  run("job", "resume " + id);
+  EXPECT_EQ(plane_->jobs().info(id)->state, JobState::Ready);
+  run("job", "complete " + id);
+  expect_completed(id);
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"base"}));
+}
+
+TEST_F(CommitTest, IntoAReadOnlyBase_IsRefusedWithErofsAndNamesTheNode) {
+  make_chain();
+  open_graph();
+  // base opened read-only by the user (config `read-only: true`): nothing writes into it.
+  NodeSpec base;
+  base.name = "base";
+  base.driver = "qcow2";
+  base.file = dir_.file("base.qcow2");
+  base.read_only = true;
+  base.backing = std::string();
+  ASSERT_TRUE(graph_->open_named_node(base).ok());
+  NodeSpec mid{.name = "mid", .driver = "qcow2", .file = dir_.file("mid.qcow2"), .backing = "base"};
+  ASSERT_TRUE(graph_->open_named_node(mid).ok());
+  const Error e = refused("commit", "mid base=base");
+  EXPECT_EQ(e.code, Errc::ReadOnly) << e.message;
+  EXPECT_NE(e.message.find("'base'"), std::string::npos) << e.message;
+  EXPECT_TRUE(node("base")->claims().empty()) << "a refused job leaves no claim";
+  EXPECT_TRUE(plane_->jobs().list().empty()) << "a refused job is not listed";
+}
+
+}  // namespace
+}  // namespace chainfs::testing
