@@ -59,7 +59,8 @@ Filesystem::~Filesystem() {
   for (auto& [ptr, handle] : left)
     if (handle->kind == FileHandle::Kind::NodeFile) {
       auto& node_handle = static_cast<NodeFileHandle&>(*handle);
-      if (node_handle.dirty.load()) node_handle.block.flush().ignore_error();  // closing flushes too
+      if (node_handle.dirty.load())
+        node_handle.block.flush().ignore_error();  // closing flushes too
     }
   left.clear();
 }
@@ -110,8 +111,8 @@ struct stat Filesystem::base_attributes(Ino ino, mode_t mode) const {
 
 struct stat Filesystem::node_attributes(Node& node) const {
   bool writable = graph_.check_writable(node).ok();
-  struct stat st = base_attributes(make_ino(InodeKind::Node, node.id()),
-                                   S_IFREG | (writable ? 0644 : 0444));
+  struct stat st =
+      base_attributes(make_ino(InodeKind::Node, node.id()), S_IFREG | (writable ? 0644 : 0444));
   st.st_size = static_cast<off_t>(node.size());
   uint64_t allocated = 0;
   {
@@ -164,9 +165,12 @@ Result<struct stat> Filesystem::attributes(Ino ino) const {
 
 double Filesystem::attr_timeout(Ino ino) const {
   switch (ino_kind(ino)) {
-    case InodeKind::Fixed: return kFixedTimeout;
-    case InodeKind::Node: return kNodeAttrTimeout;
-    default: return kDynamicEntryTimeout;
+    case InodeKind::Fixed:
+      return kFixedTimeout;
+    case InodeKind::Node:
+      return kNodeAttrTimeout;
+    default:
+      return kDynamicEntryTimeout;
   }
 }
 
@@ -388,7 +392,8 @@ void Filesystem::read(fuse_req_t req, Ino ino, size_t size, off_t off, fuse_file
       fuse_reply_buf(req, chunk.data(), chunk.size());
       return;
     }
-    case FileHandle::Kind::Directory: break;
+    case FileHandle::Kind::Directory:
+      break;
   }
   (void)ino;
   fuse_reply_err(req, EISDIR);
@@ -402,7 +407,8 @@ void Filesystem::write(fuse_req_t req, Ino ino, const char* buf, size_t size, of
       return write_node(req, *static_cast<NodeFileHandle*>(handle), buf, size, off);
     case FileHandle::Kind::Control:
       return write_control(req, *static_cast<ControlFileHandle*>(handle), buf, size);
-    default: break;
+    default:
+      break;
   }
   (void)ino;
   fuse_reply_err(req, EBADF);

@@ -63,7 +63,8 @@ struct NodeFileHandle : FileHandle {
 
 // graph.json, graph.dot, log, jobs/<id>: rendered once at open, so a reader sees one state.
 struct SnapshotFileHandle : FileHandle {
-  explicit SnapshotFileHandle(std::string text) : FileHandle(Kind::Snapshot), content(std::move(text)) {}
+  explicit SnapshotFileHandle(std::string text)
+      : FileHandle(Kind::Snapshot), content(std::move(text)) {}
   const std::string content;
 };
 
@@ -72,8 +73,8 @@ struct ControlFileHandle : FileHandle {
   explicit ControlFileHandle(std::string file_name)
       : FileHandle(Kind::Control), name(std::move(file_name)) {}
   const std::string name;  // "stream", "commit", "snapshot", "job", "node"
-  std::mutex mutex;     // guards outcome and read_pos; lock order: after nothing, before nothing
-  std::string outcome;  // "ok ...\n" / "error ...\n" of the last write
+  std::mutex mutex;        // guards outcome and read_pos; lock order: after nothing, before nothing
+  std::string outcome;     // "ok ...\n" / "error ...\n" of the last write
   size_t read_pos = 0;  // reads ignore the offset: each write's outcome is read once from its start
 };
 
@@ -85,7 +86,8 @@ struct DirEntry {
 
 // A folder listing, taken at opendir so that offsets stay valid across readdir calls.
 struct DirHandle : FileHandle {
-  explicit DirHandle(std::vector<DirEntry> e) : FileHandle(Kind::Directory), entries(std::move(e)) {}
+  explicit DirHandle(std::vector<DirEntry> e)
+      : FileHandle(Kind::Directory), entries(std::move(e)) {}
   const std::vector<DirEntry> entries;
 };
 

@@ -20,15 +20,24 @@ std::optional<Ino> control_file_ino(std::string_view name) {
 
 std::optional<FixedEntry> fixed_entry(Ino ino) {
   switch (ino) {
-    case kRoot: return FixedEntry{"", kRoot, true};
-    case kNodesDir: return FixedEntry{"nodes", kRoot, true};
-    case kChainsDir: return FixedEntry{"chains", kRoot, true};
-    case kJobsDir: return FixedEntry{"jobs", kRoot, true};
-    case kControlDir: return FixedEntry{"control", kRoot, true};
-    case kGraphJson: return FixedEntry{"graph.json", kRoot, false};
-    case kGraphDot: return FixedEntry{"graph.dot", kRoot, false};
-    case kLog: return FixedEntry{"log", kRoot, false};
-    default: break;
+    case kRoot:
+      return FixedEntry{"", kRoot, true};
+    case kNodesDir:
+      return FixedEntry{"nodes", kRoot, true};
+    case kChainsDir:
+      return FixedEntry{"chains", kRoot, true};
+    case kJobsDir:
+      return FixedEntry{"jobs", kRoot, true};
+    case kControlDir:
+      return FixedEntry{"control", kRoot, true};
+    case kGraphJson:
+      return FixedEntry{"graph.json", kRoot, false};
+    case kGraphDot:
+      return FixedEntry{"graph.dot", kRoot, false};
+    case kLog:
+      return FixedEntry{"log", kRoot, false};
+    default:
+      break;
   }
   if (const char* name = control_file_name(ino)) return FixedEntry{name, kControlDir, false};
   return std::nullopt;
@@ -58,7 +67,9 @@ std::optional<ChainLinkName> parse_chain_link_name(std::string_view name) {
   return out;
 }
 
-std::string chain_link_target(std::string_view node) { return fmt::format("../../nodes/{}", node); }
+std::string chain_link_target(std::string_view node) {
+  return fmt::format("../../nodes/{}", node);
+}
 
 Ino DynamicInodes::chain_dir(const std::string& chain) {
   return intern(InodeKind::ChainDir, chain, {});
@@ -68,7 +79,9 @@ Ino DynamicInodes::chain_link(const std::string& chain, const std::string& link)
   return intern(InodeKind::ChainLink, chain, link);
 }
 
-Ino DynamicInodes::job(const std::string& id) { return intern(InodeKind::Job, {}, id); }
+Ino DynamicInodes::job(const std::string& id) {
+  return intern(InodeKind::Job, {}, id);
+}
 
 Ino DynamicInodes::intern(InodeKind kind, const std::string& chain, const std::string& name) {
   std::lock_guard lock(mutex_);

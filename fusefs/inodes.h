@@ -35,8 +35,12 @@ constexpr Ino kValueMask = (Ino{1} << kKindShift) - 1;
 constexpr Ino make_ino(InodeKind kind, uint64_t value) {
   return (Ino{static_cast<uint8_t>(kind)} << kKindShift) | (value & kValueMask);
 }
-constexpr InodeKind ino_kind(Ino ino) { return static_cast<InodeKind>(ino >> kKindShift); }
-constexpr uint64_t ino_value(Ino ino) { return ino & kValueMask; }
+constexpr InodeKind ino_kind(Ino ino) {
+  return static_cast<InodeKind>(ino >> kKindShift);
+}
+constexpr uint64_t ino_value(Ino ino) {
+  return ino & kValueMask;
+}
 
 // The fixed entries. kRoot must be FUSE_ROOT_ID (1).
 enum FixedIno : Ino {

@@ -9,7 +9,9 @@ Invalidator::Invalidator(Sink sink, std::chrono::milliseconds period)
   thread_ = std::thread([this] { run(); });
 }
 
-Invalidator::~Invalidator() { stop(); }
+Invalidator::~Invalidator() {
+  stop();
+}
 
 void Invalidator::post(Item item) {
   {

@@ -12,8 +12,8 @@
 #include <sys/sysmacros.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <fstream>
@@ -27,7 +27,9 @@ namespace chainfs::fusefs {
 
 namespace {
 
-Filesystem& fs_of(fuse_req_t req) { return *static_cast<Filesystem*>(fuse_req_userdata(req)); }
+Filesystem& fs_of(fuse_req_t req) {
+  return *static_cast<Filesystem*>(fuse_req_userdata(req));
+}
 
 // No exception crosses into libfuse: what escapes a handler (allocation failure) fails the
 // request. Handlers reply last, so a throw means no reply was sent yet.
@@ -133,7 +135,7 @@ bool already_chainfs_mount(const std::string& path) {
 
 void Filesystem::init(fuse_conn_info* conn) {
   conn->max_write = kMaxRequestBytes;
-  conn->max_read = kMaxRequestBytes;  // must equal the max_read mount option
+  conn->max_read = kMaxRequestBytes;       // must equal the max_read mount option
   conn->max_readahead = kMaxRequestBytes;  // the kernel caps it at what it offered
   conn->max_background = 64;
   conn->congestion_threshold = 48;
@@ -160,9 +162,10 @@ Result<void> Filesystem::mount() {
   if (already_chainfs_mount(options_.mountpoint))
     return make_error(Errc::Busy, "'{}' is already a chainfs mount", options_.mountpoint);
 
-  std::string mount_opts = fmt::format("fsname=chainfs,subtype=chainfs,default_permissions,"
-                                       "max_read={}",
-                                       kMaxRequestBytes);
+  std::string mount_opts = fmt::format(
+      "fsname=chainfs,subtype=chainfs,default_permissions,"
+      "max_read={}",
+      kMaxRequestBytes);
   if (options_.allow_other) mount_opts += ",allow_other";
   std::vector<std::string> args = {"chainfs", "-o", mount_opts};
   if (options_.fuse_debug) args.push_back("-d");
@@ -175,8 +178,10 @@ Result<void> Filesystem::mount() {
   if (fuse_session_mount(session_, options_.mountpoint.c_str()) != 0) {
     fuse_session_destroy(session_);
     session_ = nullptr;
-    return make_error(Errc::Io, "could not mount on '{}' (is /dev/fuse there, and the folder not "
-                                "already a mount?)", options_.mountpoint);
+    return make_error(Errc::Io,
+                      "could not mount on '{}' (is /dev/fuse there, and the folder not "
+                      "already a mount?)",
+                      options_.mountpoint);
   }
   mounted_ = true;
   notify_ready_.store(true, std::memory_order_release);
@@ -218,8 +223,8 @@ void Filesystem::raise_readahead() {
   // stat() waits until the session has answered INIT, so the bdi has its final settings.
   struct stat st {};
   if (::stat(options_.mountpoint.c_str(), &st) != 0) return;
-  std::string path = fmt::format("/sys/class/bdi/{}:{}/read_ahead_kb", major(st.st_dev),
-                                 minor(st.st_dev));
+  std::string path =
+      fmt::format("/sys/class/bdi/{}:{}/read_ahead_kb", major(st.st_dev), minor(st.st_dev));
   FILE* f = std::fopen(path.c_str(), "w");
   bool ok = f && std::fprintf(f, "%zu\n", kMaxRequestBytes / 1024) > 0;
   if (f) ok = (std::fclose(f) == 0) && ok;
@@ -260,10 +265,16 @@ Result<std::unique_ptr<FuseMount>> FuseMount::mount(Graph& graph, MountOptions o
   return std::unique_ptr<FuseMount>(new FuseMount(std::move(fs)));
 }
 
-Result<void> FuseMount::run() { return fs_->run(); }
+Result<void> FuseMount::run() {
+  return fs_->run();
+}
 
-const std::string& FuseMount::mountpoint() const { return fs_->mountpoint(); }
+const std::string& FuseMount::mountpoint() const {
+  return fs_->mountpoint();
+}
 
-ControlPlane& FuseMount::control_plane() { return fs_->control_plane(); }
+ControlPlane& FuseMount::control_plane() {
+  return fs_->control_plane();
+}
 
 }  // namespace chainfs::fusefs

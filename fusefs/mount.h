@@ -19,8 +19,8 @@
 #include <spdlog/sinks/ringbuffer_sink.h>
 
 #include "blockcore/graph/graph.h"
-#include "blockcore/result.h"
 #include "blockcore/jobs/control_plane.h"
+#include "blockcore/result.h"
 
 namespace chainfs::fusefs {
 

@@ -48,7 +48,9 @@ class ReadBuffer {
 
 thread_local ReadBuffer t_read_buffer;  // per-thread scratch, not shared state
 
-bool wants_write(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
+bool wants_write(int flags) {
+  return (flags & O_ACCMODE) != O_RDONLY;
+}
 
 }  // namespace
 
@@ -151,15 +153,18 @@ void Filesystem::truncate_node(fuse_req_t req, Ino ino, uint64_t new_size, fuse_
     auto writer = graph_.open_handle(node, true);
     if (!writer) return reply_error(req, writer.error(), "truncate", ino);
     if (new_size < old_size && !node->capabilities().truncate_shrink) {
-      graph_.log().debug("truncate of node '{}' from {} down to {} refused", node->name(),
-                         old_size, new_size);
+      graph_.log().debug("truncate of node '{}' from {} down to {} refused", node->name(), old_size,
+                         new_size);
       return (void)fuse_reply_err(req, EINVAL);
     }
     if (new_size > old_size && !node->capabilities().truncate_grow)
       return (void)fuse_reply_err(req, EOPNOTSUPP);
-    if (auto r = writer->truncate(new_size); !r) return reply_error(req, r.error(), "truncate", ino);
-    if (open_handle) open_handle->dirty.store(true);
-    else if (auto r = writer->flush(); !r) return reply_error(req, r.error(), "truncate", ino);
+    if (auto r = writer->truncate(new_size); !r)
+      return reply_error(req, r.error(), "truncate", ino);
+    if (open_handle)
+      open_handle->dirty.store(true);
+    else if (auto r = writer->flush(); !r)
+      return reply_error(req, r.error(), "truncate", ino);
     graph_.log().info("node '{}' resized from {} to {} bytes", node->name(), old_size, new_size);
     invalidate_below(*node);
   }
@@ -191,7 +196,8 @@ void Filesystem::fallocate(fuse_req_t req, Ino ino, int mode, off_t offset, off_
       result = h.block.truncate(end);
       size = end;
     }
-    if (result.ok() && start < size) result = h.block.write_zeroes(start, std::min(end, size) - start);
+    if (result.ok() && start < size)
+      result = h.block.write_zeroes(start, std::min(end, size) - start);
   } else {
     return (void)fuse_reply_err(req, EOPNOTSUPP);
   }

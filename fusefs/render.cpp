@@ -13,14 +13,26 @@ std::string json_quote(std::string_view text) {
   for (char ch : text) {
     unsigned char c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
-        if (c < 0x20 || c == 0x7f) out += fmt::format("\\u{:04x}", c);
-        else out += ch;
+        if (c < 0x20 || c == 0x7f)
+          out += fmt::format("\\u{:04x}", c);
+        else
+          out += ch;
     }
   }
   out += '"';
@@ -64,7 +76,10 @@ std::string dot_quote(std::string_view text) {
   std::string out = "\"";
   for (char c : text) {
     if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n') { out += "\\n"; continue; }
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
     out += c;
   }
   out += '"';
@@ -100,8 +115,8 @@ std::string render_graph_json(const Graph& graph, const std::vector<JobInfo>& jo
   std::vector<ChainView> chains = graph.chains();
   for (size_t i = 0; i < chains.size(); ++i) {
     out += i ? ",\n" : "\n";
-    out += fmt::format("    {{\"name\": {}, \"root\": {}, \"layers\": [", json_quote(chains[i].name),
-                       json_quote(chains[i].root->name()));
+    out += fmt::format("    {{\"name\": {}, \"root\": {}, \"layers\": [",
+                       json_quote(chains[i].name), json_quote(chains[i].root->name()));
     for (size_t l = 0; l < chains[i].layers.size(); ++l)
       out += fmt::format("{}{}", l ? ", " : "", json_quote(chains[i].layers[l]->name()));
     out += "]}";
@@ -115,7 +130,8 @@ std::string render_graph_json(const Graph& graph, const std::vector<JobInfo>& jo
 }
 
 std::string render_graph_dot(const Graph& graph, const std::vector<JobInfo>& jobs) {
-  std::string out = "digraph chainfs {\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n";
+  std::string out =
+      "digraph chainfs {\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n";
   std::vector<NodeRef> nodes = graph.listed_nodes();
   for (const NodeRef& node : nodes) {
     bool writable = graph.check_writable(*node).ok();

@@ -11,8 +11,10 @@ namespace chainfs::fusefs {
 
 Result<std::string> Filesystem::render_snapshot(Ino ino) const {
   switch (ino) {
-    case kGraphJson: return render_graph_json(graph_, control_plane_->jobs().list());
-    case kGraphDot: return render_graph_dot(graph_, control_plane_->jobs().list());
+    case kGraphJson:
+      return render_graph_json(graph_, control_plane_->jobs().list());
+    case kGraphDot:
+      return render_graph_dot(graph_, control_plane_->jobs().list());
     case kLog: {
       std::string text;
       if (options_.log_ring)
@@ -22,7 +24,8 @@ Result<std::string> Filesystem::render_snapshot(Ino ino) const {
         }
       return text;
     }
-    default: break;
+    default:
+      break;
   }
   if (ino_kind(ino) == InodeKind::Job)
     if (auto entry = inodes_.lookup(ino)) return control_plane_->jobs().status_yaml(entry->name);
@@ -44,14 +47,14 @@ void Filesystem::open_special(fuse_req_t req, Ino ino, fuse_file_info* fi) {
   if (fuse_reply_open(req, fi) == -ENOENT) unregister_handle(fi).reset();
 }
 
-void Filesystem::write_control(fuse_req_t req, ControlFileHandle& h, const char* buf,
-                               size_t size) {
+void Filesystem::write_control(fuse_req_t req, ControlFileHandle& h, const char* buf, size_t size) {
   // The whole write is one call: its lines run in order, a snapshot's as one transaction. The
   // plane logs every outcome (info when done, warn with the reason when refused).
   const fuse_ctx* ctx = fuse_req_ctx(req);
   ControlRequest request;
   request.cwd = process_cwd(ctx ? ctx->pid : 0);
-  Result<std::string> outcome = control_plane_->execute(h.name, std::string_view(buf, size), request);
+  Result<std::string> outcome =
+      control_plane_->execute(h.name, std::string_view(buf, size), request);
   std::string text = format_outcome(outcome);
   {
     std::lock_guard lock(h.mutex);

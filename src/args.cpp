@@ -53,7 +53,8 @@ Result<std::vector<Arg>> parse_args(const std::vector<std::string>& words,
       if (inline_value) {
         arg.value = *inline_value;
       } else {
-        if (i + 1 >= words.size()) return make_error(Errc::Invalid, "option '{}' needs a value", shown);
+        if (i + 1 >= words.size())
+          return make_error(Errc::Invalid, "option '{}' needs a value", shown);
         arg.value = words[++i];
       }
     } else if (inline_value) {

@@ -20,8 +20,8 @@ constexpr int kExitUsage = 2;
 // ---- arguments ----------------------------------------------------------------------------------
 
 struct OptionSpec {
-  std::string name;        // long name without dashes: "threads"
-  char short_name = 0;     // 'f' for -f, 0 for none
+  std::string name;     // long name without dashes: "threads"
+  char short_name = 0;  // 'f' for -f, 0 for none
   bool takes_value = false;
 };
 
@@ -49,7 +49,8 @@ int usage_error(std::string_view command, std::string_view message);
 // kExitFailed.
 int failure(std::string_view message);
 
-// ---- subcommands ----------------------------------------------------------------------------------
+// ---- subcommands
+// ----------------------------------------------------------------------------------
 
 // Each takes the words after its name and returns the exit code.
 int mount_command(const std::vector<std::string>& words);
@@ -63,7 +64,8 @@ int job_command(const std::vector<std::string>& words);
 // Help text of a subcommand ("" for the overview); empty if unknown.
 std::string help_text(std::string_view command);
 
-// ---- talking to a mount ---------------------------------------------------------------------------
+// ---- talking to a mount
+// ---------------------------------------------------------------------------
 
 // Writes `text` (one or more lines) into MOUNT/control/FILE through one open file descriptor and
 // reads the outcome back from it. Returns the job id the command started ("" for none), or the

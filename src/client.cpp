@@ -54,7 +54,8 @@ Result<std::string> run_control_command(const std::string& mountpoint, const std
     if (message.rfind("error ", 0) == 0) {
       message = message.substr(6);
       if (size_t colon = message.find(": "); colon != std::string::npos)
-        message = fmt::format("refused ({}): {}", message.substr(0, colon), message.substr(colon + 2));
+        message =
+            fmt::format("refused ({}): {}", message.substr(0, colon), message.substr(colon + 2));
     }
     if (message.empty()) message = fmt::format("refused: {}", strerror(write_errno));
     return make_error(errc_from_errno(write_errno), "{}", message);

@@ -23,14 +23,19 @@ int create_command(const std::vector<std::string>& words) {
   Qcow2CreateOptions options;
   options.path = pos[0];
   auto size = parse_size(pos[1]);
-  if (!size) return usage_error("create", fmt::format("SIZE '{}': {}", pos[1], size.error().message));
+  if (!size)
+    return usage_error("create", fmt::format("SIZE '{}': {}", pos[1], size.error().message));
   options.size = *size;
   if (auto backing = last_value(*args, "backing")) options.backing_file = *backing;
   if (auto cluster = last_value(*args, "cluster-size")) {
     auto n = parse_size(*cluster);
-    if (!n) return usage_error("create", fmt::format("--cluster-size '{}': {}", *cluster, n.error().message));
+    if (!n)
+      return usage_error("create",
+                         fmt::format("--cluster-size '{}': {}", *cluster, n.error().message));
     if (*n < 512 || *n > (2u << 20) || (*n & (*n - 1)) != 0)
-      return usage_error("create", fmt::format("--cluster-size '{}' is not a power of two from 512 to 2M", *cluster));
+      return usage_error(
+          "create",
+          fmt::format("--cluster-size '{}' is not a power of two from 512 to 2M", *cluster));
     options.cluster_size = static_cast<uint32_t>(*n);
   }
   if (options.size == 0 && options.backing_file.empty())

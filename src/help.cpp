@@ -42,7 +42,8 @@ Options:
   -h, --help                show this help
 )";
 
-constexpr const char* kCreate = R"(Usage: chainfs create FILE SIZE [--backing FILE] [--cluster-size N]
+constexpr const char* kCreate =
+    R"(Usage: chainfs create FILE SIZE [--backing FILE] [--cluster-size N]
 
 Creates a new qcow2 v3 image FILE of SIZE bytes (suffixes K, M, G, T: powers of 1024). With
 --backing, the image reads through to that file (its name is recorded as given, relative to
@@ -92,7 +93,8 @@ Options:
   -h, --help                show this help
 )";
 
-constexpr const char* kSnapshot = R"(Usage: chainfs snapshot MOUNTPOINT NODE OVERLAY_PATH [--name NODE] [NODE OVERLAY_PATH [--name NODE]]...
+constexpr const char* kSnapshot =
+    R"(Usage: chainfs snapshot MOUNTPOINT NODE OVERLAY_PATH [--name NODE] [NODE OVERLAY_PATH [--name NODE]]...
 
 Creates a qcow2 overlay at each OVERLAY_PATH backed by NODE's image and puts it above NODE: every
 parent of NODE, chains included, then uses the overlay. All pairs are one transaction: all

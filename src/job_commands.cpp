@@ -54,7 +54,8 @@ int block_job_command(const char* verb, const std::vector<std::string>& words) {
   }
   if (auto speed = last_value(*args, "speed")) {
     auto rate = parse_rate(*speed);
-    if (!rate) return usage_error(verb, fmt::format("--speed '{}': {}", *speed, rate.error().message));
+    if (!rate)
+      return usage_error(verb, fmt::format("--speed '{}': {}", *speed, rate.error().message));
     line += fmt::format(" speed={}", *rate);
   }
   if (auto id = last_value(*args, "id")) {
@@ -110,7 +111,8 @@ int snapshot_command(const std::vector<std::string>& words) {
     } else if (arg.name == "name") {
       if (lines.empty() || !pending.empty())
         return usage_error("snapshot", "--name must follow a NODE OVERLAY_PATH pair");
-      if (auto r = check_word("--name", arg.value); !r) return usage_error("snapshot", r.error().message);
+      if (auto r = check_word("--name", arg.value); !r)
+        return usage_error("snapshot", r.error().message);
       lines.back() += " name=" + arg.value;
     }
   }
@@ -138,13 +140,15 @@ int job_command(const std::vector<std::string>& words) {
   const std::string& verb = pos[1];
   if (std::find(std::begin(kVerbs), std::end(kVerbs), verb) == std::end(kVerbs))
     return usage_error("job", fmt::format("unknown verb '{}' (expected pause, resume, cancel, "
-                                          "complete, dismiss, finalize or speed)", verb));
+                                          "complete, dismiss, finalize or speed)",
+                                          verb));
   if (auto r = check_word("ID", pos[2]); !r) return usage_error("job", r.error().message);
   std::string line = fmt::format("{} {}", verb, pos[2]);
   if (verb == "speed") {
     if (pos.size() != 4) return usage_error("job", "expected MOUNTPOINT speed ID RATE");
     auto rate = parse_rate(pos[3]);
-    if (!rate) return usage_error("job", fmt::format("RATE '{}': {}", pos[3], rate.error().message));
+    if (!rate)
+      return usage_error("job", fmt::format("RATE '{}': {}", pos[3], rate.error().message));
     line += fmt::format(" {}", *rate);
   } else if (pos.size() != 3) {
     return usage_error("job", fmt::format("unexpected argument '{}'", pos[3]));

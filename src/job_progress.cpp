@@ -110,8 +110,10 @@ int wait_for_job(const std::string& mountpoint, const std::string& id) {
     if (!text.ok()) {
       end_bar();
       if (text.error().code == Errc::NotFound)
-        return failure(fmt::format("job {} was dismissed before its outcome could be read "
-                                   "(see the mount's log)", id));
+        return failure(
+            fmt::format("job {} was dismissed before its outcome could be read "
+                        "(see the mount's log)",
+                        id));
       return failure(text.error().message);
     }
     Result<JobSnapshot> job = parse_status(*text);
@@ -133,18 +135,17 @@ int wait_for_job(const std::string& mountpoint, const std::string& id) {
 
     if (job->state == "concluded") {
       end_bar();
-      if (!job->error.empty())
-        return failure(fmt::format("job {} failed: {}", id, job->error));
+      if (!job->error.empty()) return failure(fmt::format("job {} failed: {}", id, job->error));
       fmt::print("job {} completed\n", id);
       return kExitOk;
     }
     if (job->state == "ready") {
       // An active commit: base is in sync and stays so until someone completes the job.
       end_bar();
-      fmt::print("job {} is ready: base is in sync with {}; finish it with "
-                 "'chainfs job {} complete {}' (or cancel it to stay on the top layer)\n",
-                 id, job->type == "active-commit" ? "the active layer" : "its node", mountpoint,
-                 id);
+      fmt::print(
+          "job {} is ready: base is in sync with {}; finish it with "
+          "'chainfs job {} complete {}' (or cancel it to stay on the top layer)\n",
+          id, job->type == "active-commit" ? "the active layer" : "its node", mountpoint, id);
       return kExitOk;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));

@@ -27,16 +27,16 @@ Logging make_logging(spdlog::level::level_enum level) {
   out.ring = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(kLogRingLines);
   out.ring->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
   out.ring->set_level(spdlog::level::info);
-  out.logger = std::make_shared<spdlog::logger>(
-      "chainfs", spdlog::sinks_init_list{out.output, out.ring});
+  out.logger =
+      std::make_shared<spdlog::logger>("chainfs", spdlog::sinks_init_list{out.output, out.ring});
   out.logger->set_level(std::min(level, spdlog::level::info));
   out.logger->flush_on(spdlog::level::trace);
   return out;
 }
 
 void switch_to_syslog(Logging& logging) {
-  auto syslog = std::make_shared<spdlog::sinks::syslog_sink_mt>("chainfs", LOG_PID, LOG_DAEMON,
-                                                                 true);
+  auto syslog =
+      std::make_shared<spdlog::sinks::syslog_sink_mt>("chainfs", LOG_PID, LOG_DAEMON, true);
   syslog->set_pattern("%v");
   logging.output->set_sinks({syslog});
 }

@@ -91,8 +91,10 @@ int serve(const MountSettings& settings, ReadyPipe* pipe) {
   // syslog once it is ready.
   if (pipe) logging.output->set_level(std::max(settings.log_level, spdlog::level::warn));
   auto refuse = [&](const std::string& message) {
-    if (pipe) pipe->fail(message);
-    else failure(message);
+    if (pipe)
+      pipe->fail(message);
+    else
+      failure(message);
     return kExitFailed;
   };
 
@@ -169,8 +171,8 @@ int daemonize_and_serve(const MountSettings& settings) {
 
 int mount_command(const std::vector<std::string>& words) {
   static const std::vector<OptionSpec> specs = {
-      {"config", 0, true},      {"image", 0, true},       {"foreground", 'f', false},
-      {"threads", 0, true},     {"log-level", 0, true},   {"allow-other", 0, false},
+      {"config", 0, true},     {"image", 0, true},     {"foreground", 'f', false},
+      {"threads", 0, true},    {"log-level", 0, true}, {"allow-other", 0, false},
       {"read-only", 0, false},
   };
   auto args = parse_args(words, specs);
@@ -201,7 +203,8 @@ int mount_command(const std::vector<std::string>& words) {
     char* end = nullptr;
     unsigned long n = std::strtoul(text->c_str(), &end, 10);
     if (text->empty() || *end != '\0' || n == 0 || n > 1024 || (*text)[0] == '-')
-      return usage_error("mount", fmt::format("--threads '{}' is not a number from 1 to 1024", *text));
+      return usage_error("mount",
+                         fmt::format("--threads '{}' is not a number from 1 to 1024", *text));
     cli_threads = static_cast<unsigned>(n);
   }
   for (const std::string& value : all_values(*args, "image")) {

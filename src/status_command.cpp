@@ -104,7 +104,8 @@ int status_command(const std::vector<std::string>& words) {
     return usage_error("status", pos.empty() ? "missing MOUNTPOINT"
                                              : fmt::format("unexpected argument '{}'", pos[1]));
   auto text = read_text_file(pos[0] + "/graph.json");
-  if (!text) return failure(fmt::format("{} (is {} a chainfs mount?)", text.error().message, pos[0]));
+  if (!text)
+    return failure(fmt::format("{} (is {} a chainfs mount?)", text.error().message, pos[0]));
   YAML::Node graph;
   try {
     graph = YAML::Load(*text);

@@ -84,8 +84,8 @@ TEST_F(NodeControl, RelativePathsAreTheWritersOnes) {
 TEST_F(NodeControl, Refusals_CarryTheInterfaceErrnos) {
   std::string a = dir.raw_image("a.raw", 1 << 20);
   ASSERT_TRUE(run("open " + a + " chain=vm").ok());
-  EXPECT_EQ(code(run("open " + a + " chain=vm")), Errc::Exists);               // chain taken
-  EXPECT_EQ(code(run("open " + dir.path() + "/none.raw")), Errc::NotFound);    // no such image
+  EXPECT_EQ(code(run("open " + a + " chain=vm")), Errc::Exists);             // chain taken
+  EXPECT_EQ(code(run("open " + dir.path() + "/none.raw")), Errc::NotFound);  // no such image
   EXPECT_EQ(code(run("close nosuch")), Errc::NotFound);
   EXPECT_EQ(code(run("remove nosuch")), Errc::NotFound);
   EXPECT_EQ(code(run("remove a")), Errc::Busy);  // the chain's active layer

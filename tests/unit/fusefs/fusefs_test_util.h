@@ -16,7 +16,8 @@ namespace chainfs::fusefs::testing {
 class TempFolder {
  public:
   TempFolder() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "chainfs-fusefs-XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "chainfs-fusefs-XXXXXX").string();
     char* made = ::mkdtemp(pattern.data());
     path_ = made ? made : "";
   }

@@ -38,8 +38,8 @@ class JobsMount : public ::testing::Test {
       create.size = kSize;
       ASSERT_TRUE(qcow2_create(create).ok());
     }
-    auto base = graph.open_named_node({"base", "qcow2", dir.path() + "/base.qcow2", "", false,
-                                       std::string(), {}});
+    auto base = graph.open_named_node(
+        {"base", "qcow2", dir.path() + "/base.qcow2", "", false, std::string(), {}});
     ASSERT_TRUE(base.ok()) << base.error().message;
     {
       auto writer = graph.open_handle(*base, true);
@@ -47,8 +47,8 @@ class JobsMount : public ::testing::Test {
       std::string bytes(kSize, 'b');
       ASSERT_TRUE(writer->write(0, std::as_bytes(std::span(bytes))).ok());
     }
-    auto top = graph.open_named_node({"top", "qcow2", dir.path() + "/top.qcow2", "", false,
-                                      std::string("base"), {}});
+    auto top = graph.open_named_node(
+        {"top", "qcow2", dir.path() + "/top.qcow2", "", false, std::string("base"), {}});
     ASSERT_TRUE(top.ok()) << top.error().message;
     ASSERT_TRUE(graph.add_chain("vm", *top).ok());
 
@@ -122,8 +122,8 @@ class JobsMount : public ::testing::Test {
 TEST_F(JobsMount, ActiveCommit_ControlFilesJobFilesAndTheBasesCacheFollowTheJob) {
   EXPECT_EQ(control("commit", "top id=ac\n"), "0 ok ac");
   JobManager& jobs = mount->control_plane().jobs();
-  auto ready = jobs.wait_until("ac", [](const JobInfo& j) { return j.state == JobState::Ready; },
-                               std::chrono::seconds(20));
+  auto ready = jobs.wait_until(
+      "ac", [](const JobInfo& j) { return j.state == JobState::Ready; }, std::chrono::seconds(20));
   ASSERT_TRUE(ready.ok()) << ready.error().message;
   EXPECT_EQ(ready->type, "active-commit");
   EXPECT_EQ(read_file(mnt + "/jobs/ac"), *jobs.status_yaml("ac"));
@@ -157,8 +157,10 @@ TEST_F(JobsMount, ActiveCommit_ControlFilesJobFilesAndTheBasesCacheFollowTheJob)
 }
 
 TEST_F(JobsMount, RefusalsFailTheWriteWithTheErrno_AndReadBackTheReason) {
-  EXPECT_EQ(control("stream", "nosuch\n"), std::to_string(ENOENT) + " error ENOENT: no node 'nosuch'");
-  EXPECT_EQ(control("job", "cancel nosuch\n"), std::to_string(ENOENT) + " error ENOENT: no job 'nosuch'");
+  EXPECT_EQ(control("stream", "nosuch\n"),
+            std::to_string(ENOENT) + " error ENOENT: no node 'nosuch'");
+  EXPECT_EQ(control("job", "cancel nosuch\n"),
+            std::to_string(ENOENT) + " error ENOENT: no job 'nosuch'");
   std::string busy = control("node", "remove base\n");
   EXPECT_EQ(busy.rfind(std::to_string(EBUSY) + " error EBUSY: ", 0), 0u) << busy;
   std::string bad = control("stream", "top colour=red\n");
@@ -168,9 +170,10 @@ TEST_F(JobsMount, RefusalsFailTheWriteWithTheErrno_AndReadBackTheReason) {
 TEST_F(JobsMount, EndOfServing_CancelsRunningJobs_GraphUnchanged) {
   EXPECT_EQ(control("stream", "top speed=64K id=slow\n"), "0 ok slow");
   JobManager& jobs = mount->control_plane().jobs();
-  ASSERT_TRUE(jobs.wait_until("slow", [](const JobInfo& j) { return j.progress > 0; },
-                              std::chrono::seconds(20))
-                  .ok());
+  ASSERT_TRUE(
+      jobs.wait_until(
+              "slow", [](const JobInfo& j) { return j.progress > 0; }, std::chrono::seconds(20))
+          .ok());
   unmount();  // run() returns: it cancels the job and waits for it
   auto info = jobs.info("slow");
   ASSERT_TRUE(info.ok());

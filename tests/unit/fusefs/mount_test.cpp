@@ -123,7 +123,9 @@ TEST_F(LiveMount, ConcurrentReadersGetTheirOwnBytes) {
   ASSERT_TRUE(writer.ok());
   for (int i = 0; i < 8; ++i) {
     std::string block(128 << 10, static_cast<char>('a' + i));
-    ASSERT_TRUE(writer->write(static_cast<uint64_t>(i) * block.size(), std::as_bytes(std::span(block))).ok());
+    ASSERT_TRUE(
+        writer->write(static_cast<uint64_t>(i) * block.size(), std::as_bytes(std::span(block)))
+            .ok());
   }
   std::vector<std::thread> readers;
   std::atomic<int> wrong{0};

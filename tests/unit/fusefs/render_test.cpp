@@ -86,7 +86,8 @@ TEST_F(Render, GraphJson_ListsNodesChildrenChainsAndJobs) {
   EXPECT_EQ(flaky["children"][0]["node"].as<std::string>(), "plain");
   EXPECT_FALSE(by_name(g["nodes"], "plain")["writable"].as<bool>());  // under a filter
   // Quotes in file names survive the escaping.
-  EXPECT_EQ(by_name(g["nodes"], "plain")["filename"].as<std::string>(), dir.path() + "/pl\"ain.raw");
+  EXPECT_EQ(by_name(g["nodes"], "plain")["filename"].as<std::string>(),
+            dir.path() + "/pl\"ain.raw");
 
   ASSERT_EQ(g["chains"].size(), 1u);
   EXPECT_EQ(g["chains"][0]["name"].as<std::string>(), "vm");
