@@ -45,7 +45,7 @@ grep -q "slow: stream running of node top (base none)" "$TMP/status" || fail "st
 step "pause, resume and speed through control/job"
 expect_eq "pause" "$(control job "pause slow\n")" "OK ok"
 expect_eq "paused" "$(job_field slow state)" "paused"
-sleep 0.5
+sleep 1  # the job parks at its next pause point, at most one window later
 p0=$(job_field slow progress); sleep 1; p1=$(job_field slow progress)
 expect_eq "no progress while paused" "$p1" "$p0"
 expect_eq "no rate while paused" "$(job_field slow rate)" "0"
@@ -72,7 +72,7 @@ expect_eq "chain c" "$(layers c)" "0-ctop"
 ls "$MNT/jobs" | grep -qx fin || fail "a job without auto-dismiss was dismissed"
 
 step "--wait on a pipe: plain progress lines; on a terminal: a bar redrawn in place"
-"$CHAINFS" stream "$MNT" dtop --base dmid --speed 2M --wait >"$TMP/out" 2>&1 || fail "stream --wait: $(cat "$TMP/out")"
+"$CHAINFS" stream "$MNT" dtop --base dbase --speed 2M --wait >"$TMP/out" 2>&1 || fail "stream --wait: $(cat "$TMP/out")"
 grep -qE '^stream[0-9]+: (running|created) [0-9]+% \(.* of .*\) .*/s ETA ' "$TMP/out" || fail "no progress line: $(cat "$TMP/out")"
 grep -qE '^job stream[0-9]+ completed$' "$TMP/out" || fail "no end line: $(cat "$TMP/out")"
 script -qec "$CHAINFS stream $MNT dtop --speed 2M --wait" /dev/null >"$TMP/tty" 2>&1 || fail "stream --wait on a tty: $(cat "$TMP/tty")"
