@@ -1,5 +1,6 @@
 # Commit jobs on real qcow2 chains: an intermediate commit (a reader that keeps the base open sees
-# the committed bytes: its cached pages are dropped), an active commit through `chainfs commit
+# the committed bytes: its cached pages are dropped), one through `chainfs commit --wait`, an
+# active commit through `chainfs commit
 # --wait` (returns at ready) and `chainfs job complete`, an active commit with guests writing and
 # reading the active node file from its start to past ready, and a ready active commit cancelled
 # (the chain stays on its top). Checked through the node files and, after unmounting, qemu-img.
@@ -10,14 +11,14 @@ source "$(dirname "$0")/lib.sh" "$@"
 command -v qemu-img >/dev/null || skip "qemu-img is not installed"
 command -v qemu-io >/dev/null || skip "qemu-io is not installed"
 
-for p in "" b d; do make_chain "$TMP" 16 "$p"; done
+for p in "" b d e; do make_chain "$TMP" 16 "$p"; done
 make_chain "$TMP" 32 c
 qemu-img convert -O raw "$TMP/mid.qcow2" "$TMP/midview.raw"  # what base reads after the commit
 {
   echo "nodes:"
-  for p in "" b c d; do chain_nodes_yaml "$TMP" "$p"; done
+  for p in "" b c d e; do chain_nodes_yaml "$TMP" "$p"; done
   echo "chains:"
-  for p in "" b c d; do echo "  - {name: ${p:-vm}, node: ${p}top}"; done
+  for p in "" b c d e; do echo "  - {name: ${p:-vm}, node: ${p}top}"; done
 } >"$TMP/chains.yaml"
 mount_fg --config "$TMP/chains.yaml"
 
@@ -52,6 +53,15 @@ expect_eq "chain vm" "$(layers vm)" "0-top 1-base"
 expect_eq "mid, unreferenced now, removed" "$(control node "remove mid\n")" "OK ok"
 [ ! -e "$MNT/nodes/mid" ] || fail "mid still listed"
 same_bytes "$MNT/nodes/top" "$TMP/ref.raw" || fail "top reads other bytes after the commit"
+
+step "intermediate commit through the client, --wait"
+"$CHAINFS" commit "$MNT" emid --base ebase --speed 8M --wait >"$TMP/out" 2>"$TMP/err" ||
+  fail "chainfs commit: $(cat "$TMP/err")"
+id=$(sed -n 's/^started job //p' "$TMP/out")
+grep -qx "job $id completed" "$TMP/out" || fail "--wait did not report the end: $(cat "$TMP/out")"
+expect_eq "type" "$(job_field "$id" type)" "commit"
+expect_eq "chain e" "$(layers e)" "0-etop 1-ebase"
+same_bytes "$MNT/nodes/etop" "$TMP/eref.raw" || fail "etop reads other bytes after the commit"
 
 step "active commit through the client: --wait returns at ready, job complete finishes it"
 "$CHAINFS" commit "$MNT" btop --wait >"$TMP/out" 2>"$TMP/err" || fail "chainfs commit: $(cat "$TMP/err")"
@@ -98,7 +108,7 @@ expect_eq "dtop writable" "$(open_errno "$MNT/nodes/dtop" rw)" "OK"
 
 unmount
 step "qemu-img agrees"
-for img in top base bbase cbase dtop dmid dbase; do
+for img in top base bbase cbase dtop dmid dbase etop ebase; do
   qemu-img check -q "$TMP/$img.qcow2" || fail "qemu-img check $img"
 done
 expect_eq "top's chain" "$(backing_chain "$TMP/top.qcow2")" "top.qcow2 base.qcow2"
@@ -108,4 +118,6 @@ compare_image "$TMP/base.qcow2" "$TMP/midview.raw"
 compare_image "$TMP/bbase.qcow2" "$TMP/bref.raw"
 compare_image "$TMP/cbase.qcow2" "$TMP/cref.raw"
 compare_image "$TMP/dtop.qcow2" "$TMP/dref.raw"
+compare_image "$TMP/etop.qcow2" "$TMP/eref.raw"
+expect_eq "etop's chain" "$(backing_chain "$TMP/etop.qcow2")" "etop.qcow2 ebase.qcow2"
 echo "PASS: $TEST_NAME"
