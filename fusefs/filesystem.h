@@ -9,7 +9,8 @@
 //   that the ones it never released are dropped at unmount) and the count of open handles per
 //   node id (a node with an open handle stays reachable by inode, like an unlinked file).
 // - each control file handle has its own mutex for its outcome text.
-// - watched_jobs_mutex_ (a leaf lock) guards what the job observer remembers of each job.
+// - watched_jobs_mutex_ guards what the job observer remembers of each job (then, nested, the
+//   Invalidator's own lock).
 // - inodes_ (chain folders, chain links, job files) locks itself; node inodes need no table.
 // Nothing here holds a lock while calling into the graph, and no handler waits for the kernel:
 // cache invalidations go through the Invalidator's thread.
@@ -195,7 +196,9 @@ class Filesystem {
     Ino base = 0;       // 0: none (a stream, or a base that is not listed)
     bool held = false;  // base is held in the Invalidator
   };
-  std::mutex watched_jobs_mutex_;  // leaf lock: guards watched_jobs_
+  // Guards watched_jobs_; lock order: before Invalidator::mutex_ (release() under it), after
+  // nothing else.
+  std::mutex watched_jobs_mutex_;
   std::map<std::string, WatchedJob> watched_jobs_;
 
   // The jobs of this mount. Its job observer uses the Invalidator: ~Filesystem clears the observer
