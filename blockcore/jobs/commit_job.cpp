@@ -12,6 +12,7 @@ CommitJob::CommitJob(Graph& graph, LayerSpan span, bool active)
   members_.push_back(span_.top);
   members_.insert(members_.end(), span_.between.begin(), span_.between.end());
   watch_nodes({span_.top, span_.base});
+  set_write_target(span_.base);
 }
 
 Result<void> CommitJob::on_start(const std::string& id) {
@@ -46,7 +47,9 @@ Result<void> CommitJob::run(JobContext& ctx) {
   const uint64_t size = span_.top->size();
   ctx.set_total(size);
   CHAINFS_TRY(for_each_window(
-      ctx, size, [&](uint64_t offset, uint64_t length) { return copy_window(offset, length); }));
+      ctx, size, [&](uint64_t offset, uint64_t length, std::span<std::byte> buffer) {
+        return copy_window(offset, length, buffer);
+      }));
   if (!active_) return ok_result();
   return mirror(ctx);
 }
@@ -67,10 +70,11 @@ Result<void> CommitJob::mirror(JobContext& ctx) {
     }
     ctx.add_total(range->length);
     Result<void> copied = with_policy(
-        ctx, [&] { return copy_range(*range, false); },
+        ctx, std::nullopt, [&] { return copy_range(*range, false); },
         [&](uint64_t moved) {
           ctx.account(std::min(moved, range->length));
           ctx.advance(range->length - std::min(moved, range->length));
+          note_written(moved);
         },
         [&] { ctx.advance(range->length); });
     if (!copied.ok()) {
@@ -99,10 +103,10 @@ Result<void> CommitJob::write_base(uint64_t offset, std::span<const std::byte> d
   return drained ? base.write(offset, data) : base_handle_->write(offset, data);
 }
 
-Result<uint64_t> CommitJob::copy_window(uint64_t offset, uint64_t length) {
+Result<uint64_t> CommitJob::copy_window(uint64_t offset, uint64_t length,
+                                        std::span<std::byte> window_buffer) {
   Node& top = *span_.top;
   const uint64_t end = std::min(offset + length, top.size());
-  std::span<std::byte> window_buffer = buffer(length);
   uint64_t moved = 0;
   uint64_t pos = offset;
   while (pos < end) {
@@ -173,9 +177,11 @@ Result<void> CommitJob::copy_all_dirty_drained() {
 
 Result<void> CommitJob::prepare() {
   if (!active_) {
-    CHAINFS_TRY(flush_node(*span_.base));
+    CHAINFS_TRY(flush_target());
     return graph_.relink({Relink::replace(span_.top, span_.base)});
   }
+  // Before the drain: a background flush waiting at the drained base would never end.
+  CHAINFS_TRY(flush_target());
   // No guest write in flight on top from here on; new ones wait until the chain points at base.
   DrainedSection drain({span_.top}, DrainScope::Subtree);
   Result<void> outcome = copy_all_dirty_drained();
@@ -190,6 +196,7 @@ void CommitJob::abort() {
   if (!active_ || !reached_ready_ || !tracker_) return;
   // Cancelled (or failed) after it was ready: the chain stays on top, and base gets what is
   // still dirty so that it holds a consistent copy of top as of this moment.
+  finish_background_flush().ignore_error();
   DrainedSection drain({span_.top}, DrainScope::Subtree);
   Result<void> synced = copy_all_dirty_drained();
   if (synced.ok()) synced = span_.base->flush();
@@ -201,6 +208,7 @@ void CommitJob::abort() {
 }
 
 void CommitJob::clean() {
+  finish_background_flush().ignore_error();
   tracker_ = nullptr;
   remove_observer();
   base_handle_.reset();

@@ -54,7 +54,7 @@ class CommitJob final : public CopyJob {
 
  private:
   Result<void> mirror(JobContext& ctx);
-  Result<uint64_t> copy_window(uint64_t offset, uint64_t length);
+  Result<uint64_t> copy_window(uint64_t offset, uint64_t length, std::span<std::byte> buffer);
   // Copies a range as top reads it now into base. `drained`: inside the job's drained section
   // (internal I/O); otherwise as external requests.
   Result<uint64_t> copy_range(ByteRange range, bool drained);

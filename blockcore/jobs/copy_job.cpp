@@ -29,7 +29,10 @@ JobDescription describe(std::string type, const LayerSpan& span) {
 CopyJob::CopyJob(Graph& graph, std::string type, LayerSpan span)
     : Job(describe(std::move(type), span)), graph_(graph), span_(std::move(span)) {}
 
-CopyJob::~CopyJob() { remove_observer(); }
+CopyJob::~CopyJob() {
+  finish_background_flush().ignore_error();
+  remove_observer();
+}
 
 Result<void> CopyJob::claim_nodes(const std::string& id, std::vector<ClaimTarget> targets) {
   CHAINFS_ASSIGN_OR_RETURN(Claim claim, graph_.claim("job " + id, std::move(targets)));
@@ -41,12 +44,19 @@ Result<void> CopyJob::claim_nodes(const std::string& id, std::vector<ClaimTarget
   return ok_result();
 }
 
-Result<void> CopyJob::with_policy(JobContext& ctx, const std::function<Result<uint64_t>()>& attempt,
+Result<void> CopyJob::with_policy(JobContext& ctx, std::optional<Result<uint64_t>> first,
+                                  const std::function<Result<uint64_t>()>& attempt,
                                   const std::function<void(uint64_t moved)>& on_done,
                                   const std::function<void()>& on_skip) {
   for (;;) {
-    CHAINFS_TRY(ctx.pause_point());
-    Result<uint64_t> moved = attempt();
+    Result<uint64_t> moved = make_error(Errc::Invalid, "not attempted");
+    if (first) {
+      moved = std::move(*first);
+      first.reset();
+    } else {
+      CHAINFS_TRY(ctx.pause_point());
+      moved = attempt();
+    }
     if (moved.ok()) {
       on_done(*moved);
       return ok_result();
@@ -67,15 +77,44 @@ Result<void> CopyJob::for_each_window(JobContext& ctx, uint64_t size, const Wind
   for (uint64_t offset = 0; offset < size; offset += kWindow) {
     const uint64_t length = std::min(kWindow, size - offset);
     CHAINFS_TRY(with_policy(
-        ctx, [&] { return window(offset, length); },
+        ctx, std::nullopt, [&] { return window(offset, length, buffer(length)); },
         [&](uint64_t moved) {
           moved = std::min(moved, length);
           ctx.account(moved);
           ctx.advance(length - moved);
+          note_written(moved);
         },
         [&] { ctx.advance(length); }));
   }
   return ok_result();
+}
+
+void CopyJob::note_written(uint64_t bytes) {
+  if (!write_target_) return;
+  unflushed_ += bytes;
+  if (unflushed_ < kFlushEvery) return;
+  if (background_flush_.valid()) {
+    if (background_flush_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
+    if (Result<void> done = background_flush_.get(); !done.ok() && !background_error_)
+      background_error_ = done.take_error();
+  }
+  unflushed_ = 0;
+  // async|deferred: on a helper thread, or (no thread to be had) at the next wait.
+  background_flush_ = std::async(std::launch::async | std::launch::deferred,
+                                 [node = write_target_] { return flush_node(*node); });
+}
+
+Result<void> CopyJob::finish_background_flush() {
+  if (background_flush_.valid())
+    if (Result<void> done = background_flush_.get(); !done.ok() && !background_error_)
+      background_error_ = done.take_error();
+  if (background_error_) return *background_error_;
+  return ok_result();
+}
+
+Result<void> CopyJob::flush_target() {
+  CHAINFS_TRY(finish_background_flush());
+  return write_target_ ? flush_node(*write_target_) : ok_result();
 }
 
 void CopyJob::install_observer(std::unique_ptr<WriteObserver> observer) {

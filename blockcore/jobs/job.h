@@ -143,6 +143,8 @@ class JobContext {
   // then keeps mirroring until should_complete().
   [[nodiscard]] Result<void> ready();
   bool should_complete() const;
+  // The speed limit now (bytes/s, 0 = unlimited).
+  uint64_t speed() const;
   bool cancel_requested() const;
   // Applies the on-error policy to an I/O error of the current chunk. With `stop` (or `enospc`
   // and ENOSPC) this parks the job (paused/standby, io-status failed/nospace) until `resume`

@@ -185,6 +185,11 @@ bool JobContext::should_complete() const {
   return complete_requested_;
 }
 
+uint64_t JobContext::speed() const {
+  std::lock_guard lock(mutex_);
+  return bucket_.rate();
+}
+
 bool JobContext::cancel_requested() const {
   std::lock_guard lock(mutex_);
   return cancel_requested_;

@@ -1,7 +1,6 @@
 #include "blockcore/jobs/stream_job.h"
 
 #include <algorithm>
-#include <thread>
 
 #include "blockcore/graph/request_gate.h"
 #include "blockcore/util/sync_point.h"
@@ -18,6 +17,7 @@ StreamJob::StreamJob(Graph& graph, LayerSpan span)
     while (keep > 0 && span_.between[keep - 1]->filtered()) --keep;
   cut_.assign(span_.between.begin(), span_.between.begin() + keep);
   watch_nodes({span_.top});
+  set_write_target(span_.top);
 }
 
 Result<void> StreamJob::on_start(const std::string& id) {
@@ -32,22 +32,24 @@ Result<void> StreamJob::on_start(const std::string& id) {
 }
 
 Result<void> StreamJob::run(JobContext& ctx) {
-  auto lock = std::make_unique<CopyOnReadLock>(std::this_thread::get_id());
+  auto lock = std::make_unique<CopyOnReadLock>();
   cor_ = lock.get();
   install_observer(std::move(lock));
   const uint64_t size = span_.top->size();
   ctx.set_total(size);
   return for_each_window(ctx, size,
-                         [&](uint64_t offset, uint64_t length) { return copy_window(offset, length); });
+                         [&](uint64_t offset, uint64_t length, std::span<std::byte> buffer) {
+                           return copy_window(offset, length, buffer);
+                         });
 }
 
-Result<uint64_t> StreamJob::copy_window(uint64_t offset, uint64_t length) {
+Result<uint64_t> StreamJob::copy_window(uint64_t offset, uint64_t length,
+                                        std::span<std::byte> window_buffer) {
   Node& top = *span_.top;
   // First the request (may wait for a drain: we hold nothing yet), then the window.
   RequestGuard request(top.gate(), RequestGuard::Entry::External);
   CopyOnReadLock::WindowGuard window(*cor_, offset, length);
   const uint64_t end = std::min(offset + length, top.size());
-  std::span<std::byte> window_buffer = buffer(length);
   uint64_t moved = 0;
   uint64_t pos = offset;
   while (pos < end) {
@@ -106,7 +108,7 @@ Result<uint64_t> StreamJob::copy_from_below(Node& top, uint64_t offset, uint64_t
 
 Result<void> StreamJob::prepare() {
   // The copied data is on disk before top's header stops naming the layers it came from.
-  CHAINFS_TRY(flush_node(*span_.top));
+  CHAINFS_TRY(flush_target());
   std::vector<Relink> change;
   if (!span_.base || cut_.empty())
     change.push_back(span_.base ? Relink::backing_to_backing_of(span_.top, span_.top)
@@ -117,6 +119,7 @@ Result<void> StreamJob::prepare() {
 }
 
 void StreamJob::clean() {
+  finish_background_flush().ignore_error();
   remove_observer();
   cor_ = nullptr;
 }

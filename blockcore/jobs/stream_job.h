@@ -46,7 +46,7 @@ class StreamJob final : public CopyJob {
   void clean() override;
 
  private:
-  Result<uint64_t> copy_window(uint64_t offset, uint64_t length);
+  Result<uint64_t> copy_window(uint64_t offset, uint64_t length, std::span<std::byte> buffer);
   // Copies [offset, offset + length), which top does not hold, from the between layers.
   Result<uint64_t> copy_from_below(Node& top, uint64_t offset, uint64_t length,
                                    std::span<std::byte> window_buffer, uint64_t window_offset);

@@ -105,26 +105,44 @@ void DirtyTracker::mute() {
 
 // ---- CopyOnReadLock -----------------------------------------------------------------------------
 
+namespace {
+bool overlaps(const ByteRange& r, uint64_t offset, uint64_t length) {
+  return length > 0 && offset < r.end() && r.offset < offset + length;
+}
+}  // namespace
+
 bool CopyOnReadLock::overlaps_window_locked(uint64_t offset, uint64_t length) const {
-  return window_ && length > 0 && offset < window_->end() && window_->offset < offset + length;
+  for (const Window& w : windows_)
+    if (overlaps(w.range, offset, length)) return true;
+  return false;
 }
 
-bool CopyOnReadLock::writes_in_window_locked() const {
+bool CopyOnReadLock::own_write_locked(uint64_t offset, uint64_t length) const {
+  const std::thread::id me = std::this_thread::get_id();
+  for (const Window& w : windows_)
+    if (w.owner == me && offset >= w.range.offset && offset + length <= w.range.end()) return true;
+  return false;
+}
+
+bool CopyOnReadLock::writes_in_locked(const ByteRange& window) const {
   for (const auto& [offset, length] : writes_)
-    if (overlaps_window_locked(offset, length)) return true;
+    if (overlaps(window, offset, length)) return true;
   return false;
 }
 
 void CopyOnReadLock::begin_write(uint64_t offset, uint64_t length) {
-  if (std::this_thread::get_id() == copier_ || length == 0) return;
+  if (length == 0) return;
   std::unique_lock lock(mutex_);
+  if (own_write_locked(offset, length)) return;
   changed_.wait(lock, [&] { return !overlaps_window_locked(offset, length); });
   writes_.emplace(offset, length);
 }
 
 void CopyOnReadLock::end_write(uint64_t offset, uint64_t length) {
-  if (std::this_thread::get_id() == copier_ || length == 0) return;
+  if (length == 0) return;
   std::lock_guard lock(mutex_);
+  // The job's own write is still inside its window (held until after the write): not recorded.
+  if (own_write_locked(offset, length)) return;
   auto [first, last] = writes_.equal_range(offset);
   for (auto it = first; it != last; ++it) {
     if (it->second == length) {
@@ -138,13 +156,15 @@ void CopyOnReadLock::end_write(uint64_t offset, uint64_t length) {
 void CopyOnReadLock::lock_window(uint64_t offset, uint64_t length) {
   std::unique_lock lock(mutex_);
   // New writes into the window wait from here on; those already inside finish first.
-  window_ = ByteRange{offset, length};
-  changed_.wait(lock, [&] { return !writes_in_window_locked(); });
+  const ByteRange range{offset, length};
+  windows_.push_back({range, std::this_thread::get_id()});
+  changed_.wait(lock, [&] { return !writes_in_locked(range); });
 }
 
 void CopyOnReadLock::unlock_window() {
   std::lock_guard lock(mutex_);
-  window_.reset();
+  const std::thread::id me = std::this_thread::get_id();
+  std::erase_if(windows_, [&](const Window& w) { return w.owner == me; });
   changed_.notify_all();
 }
 

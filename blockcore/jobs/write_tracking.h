@@ -10,10 +10,11 @@
 // CopyOnReadLock (stream): the stream copies a window of its top node (reads what the chain
 // below shows and writes it into the node where the node holds nothing) while guest writes go on.
 // A guest write landing between the job's read and its write would be overwritten with the older
-// chain data, so the two are kept apart: the job holds its window exclusively while it checks
+// chain data, so the two are kept apart: a job thread holds its window exclusively while it checks
 // allocation, reads and writes; guest writes into the window wait for it (and the job waits for
-// guest writes already inside the window before it takes it). Writes elsewhere pass untouched.
-// The job's own writes into the node carry no lock (recognised by the job's thread).
+// guest writes already inside the window before it takes it). Writes elsewhere pass untouched. A
+// write that lies inside a window held by the writing thread is the job's own and passes. Several
+// job threads may each hold one window (parallel windows).
 //
 // Deadlock freedom: a guest write waits for the window while it is in flight on the node, so the
 // job must never wait for a drain of that node while it holds the window. It does not: it enters
@@ -82,14 +83,12 @@ class DirtyTracker final : public WriteObserver {
 
 class CopyOnReadLock final : public WriteObserver {
  public:
-  // `copier`: the job's thread, whose own writes pass without a lock.
-  explicit CopyOnReadLock(std::thread::id copier) : copier_(copier) {}
-
   void begin_write(uint64_t offset, uint64_t length) override;
   void end_write(uint64_t offset, uint64_t length) override;
 
-  // The job's side: holds [offset, offset + length) until unlock_window(). Guest writes into it
-  // wait from now on; the call returns once those already inside it have finished.
+  // The job's side: the calling thread holds [offset, offset + length) until unlock_window().
+  // Guest writes into it wait from now on; the call returns once those already inside it have
+  // finished. One window per thread.
   void lock_window(uint64_t offset, uint64_t length);
   void unlock_window();
 
@@ -107,13 +106,17 @@ class CopyOnReadLock final : public WriteObserver {
   };
 
  private:
+  struct Window {
+    ByteRange range;
+    std::thread::id owner;
+  };
   bool overlaps_window_locked(uint64_t offset, uint64_t length) const;
-  bool writes_in_window_locked() const;
+  bool own_write_locked(uint64_t offset, uint64_t length) const;
+  bool writes_in_locked(const ByteRange& window) const;
 
-  const std::thread::id copier_;
   std::mutex mutex_;  // leaf
   std::condition_variable changed_;
-  std::optional<ByteRange> window_;
+  std::vector<Window> windows_;
   std::multimap<uint64_t, uint64_t> writes_;  // guest writes in flight: offset -> length
 };
 

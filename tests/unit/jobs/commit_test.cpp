@@ -52,6 +52,24 @@ TEST_F(CommitTest, Intermediate_MergesMidIntoBaseAndTopNowBacksOntoBase) {
   expect_image_reads("base", expected_mid);
 }
 
+// More data than CopyJob::kFlushEvery: background flushes of base run during the copy.
+TEST_F(CommitTest, MoreDataThanTheWritebackStep_CommitsEverything) {
+  constexpr uint64_t kLarge = 96 * MiB;
+  dir_.create("base", kLarge);
+  dir_.io("base", {"write -P 0x11 0 8M"});
+  dir_.create("mid", kLarge, "base");
+  dir_.io("mid", {"write -P 0x21 4M 80M"});
+  dir_.create("top", kLarge, "mid");
+  const std::vector<std::byte> expected_top = dir_.raw_view("top");
+  open_writable_chain({"base", "mid", "top"});
+  const std::string id = start("commit", "mid");
+  expect_completed(id);
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "base"}));
+  EXPECT_TRUE(same_bytes(read_node("top"), expected_top));
+  close_graph();
+  expect_image_reads("top", expected_top);
+}
+
 TEST_F(CommitTest, DefaultBase_IsTheBottomLayer) {
   make_chain();
   dir_.create("root", kSize);  // base gets a backing of its own: the bottom is then "root"

@@ -93,9 +93,9 @@ TEST(DirtyTracker, CompletedWritesAreDirty_TakeRemovesThem_FirstDirtyNotifies) {
 }
 
 TEST(CopyOnReadLock, GuestWritesIntoTheWindowWaitForIt_OthersPass) {
-  CopyOnReadLock lock(std::this_thread::get_id());  // this thread is the copier
-  lock.lock_window(1000, 1000);
-  lock.begin_write(1500, 10);  // the copier's own write: no wait
+  CopyOnReadLock lock;
+  lock.lock_window(1000, 1000);  // this thread holds the window
+  lock.begin_write(1500, 10);    // its own write inside it: no wait
   lock.end_write(1500, 10);
 
   std::atomic<bool> outside_done{false}, inside_done{false};
@@ -109,6 +109,14 @@ TEST(CopyOnReadLock, GuestWritesIntoTheWindowWaitForIt_OthersPass) {
     inside_done = true;
     lock.end_write(1990, 100);
   });
+  // Another job thread holds a window of its own; its writes inside it pass too.
+  auto other_copier = std::async(std::launch::async, [&] {
+    lock.lock_window(8000, 1000);
+    lock.begin_write(8100, 10);
+    lock.end_write(8100, 10);
+    lock.unlock_window();
+  });
+  other_copier.get();
   outside.get();
   EXPECT_TRUE(outside_done.load());
   std::this_thread::sleep_for(50ms);
@@ -119,8 +127,8 @@ TEST(CopyOnReadLock, GuestWritesIntoTheWindowWaitForIt_OthersPass) {
 }
 
 TEST(CopyOnReadLock, TheWindowWaitsForGuestWritesAlreadyInside) {
-  CopyOnReadLock lock(std::thread::id{});  // no copier thread: every caller is a guest
-  lock.begin_write(100, 10);               // a guest write in flight
+  CopyOnReadLock lock;
+  lock.begin_write(100, 10);  // a guest write in flight
   std::atomic<bool> locked{false};
   auto copier = std::async(std::launch::async, [&] {
     lock.lock_window(0, 1000);
