@@ -206,6 +206,28 @@ TEST_F(StreamTest, AutoFinalizeOff_WaitsInPendingAndChangesTheGraphOnFinalize) {
   EXPECT_EQ(refused("job", "dismiss " + id).code, Errc::NotFound);
 }
 
+TEST_F(StreamTest, CancelInPending_MakesNoGraphChange) {
+  make_chain();
+  const std::vector<std::byte> expected = dir_.raw_view("top");
+  open_image("top");
+  const std::string id = start("stream", "top auto-finalize=off");
+  wait_state(id, JobState::Pending);
+  run("job", "cancel " + id);
+  EXPECT_EQ(wait_concluded(id).error, std::optional<std::string>("job cancelled"));
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "mid", "base"}));
+  // The copied data stays in top (it is what top read anyway); the chain is as it was.
+  EXPECT_TRUE(same_bytes(read_node("top"), expected));
+}
+
+TEST_F(StreamTest, IntoAReadOnlyLayer_IsRefusedWithErofs) {
+  make_chain();
+  open_image("top");  // backing layers found through headers are opened read-only
+  const Error e = refused("stream", "mid");
+  EXPECT_EQ(e.code, Errc::ReadOnly) << e.message;
+  EXPECT_NE(e.message.find("stream into 'mid'"), std::string::npos) << e.message;
+  EXPECT_TRUE(node("mid")->claims().empty());
+}
+
 TEST_F(StreamTest, AutoDismiss_RemovesTheJobWhenItSucceeds) {
   make_chain();
   open_image("top");
