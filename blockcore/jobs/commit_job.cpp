@@ -46,10 +46,10 @@ Result<void> CommitJob::run(JobContext& ctx) {
   CHAINFS_TRY(grow_base(false));
   const uint64_t size = span_.top->size();
   ctx.set_total(size);
-  CHAINFS_TRY(for_each_window(
-      ctx, size, [&](uint64_t offset, uint64_t length, std::span<std::byte> buffer) {
-        return copy_window(offset, length, buffer);
-      }));
+  CHAINFS_TRY(for_each_window(ctx, size,
+                              [&](uint64_t offset, uint64_t length, std::span<std::byte> buffer) {
+                                return copy_window(offset, length, buffer);
+                              }));
   if (!active_) return ok_result();
   return mirror(ctx);
 }

@@ -6,7 +6,9 @@ namespace chainfs {
 
 namespace {
 
-bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+bool is_blank(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
@@ -45,15 +47,22 @@ int suffix_shift(std::string_view suffix) {
   const std::string_view tail = suffix.substr(1);
   if (!(tail.empty() || tail == "B" || tail == "iB")) return -1;
   switch (std::toupper(static_cast<unsigned char>(suffix.front()))) {
-    case 'K': return 10;
-    case 'M': return 20;
-    case 'G': return 30;
-    case 'T': return 40;
-    default: return -1;
+    case 'K':
+      return 10;
+    case 'M':
+      return 20;
+    case 'G':
+      return 30;
+    case 'T':
+      return 40;
+    default:
+      return -1;
   }
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 // 128 bits: a 20-digit number times 2^40 fits, so parsing never overflows before the final check.
 __extension__ typedef unsigned __int128 Wide;

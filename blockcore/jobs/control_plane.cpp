@@ -51,8 +51,10 @@ Result<std::string> resolve_user_path(const std::string& path, const std::string
   if (path.empty()) return make_error(Errc::Invalid, "empty path");
   if (path.front() == '/') return fs::path(path).lexically_normal().string();
   if (cwd.empty())
-    return make_error(Errc::Invalid, "relative path '{}': the writer's working directory is "
-                      "unknown; give an absolute path", path);
+    return make_error(Errc::Invalid,
+                      "relative path '{}': the writer's working directory is "
+                      "unknown; give an absolute path",
+                      path);
   return (fs::path(cwd) / path).lexically_normal().string();
 }
 
@@ -60,9 +62,13 @@ ControlPlane::ControlPlane(Graph& graph) : graph_(graph) {
   jobs_.set_observer([this](const JobEvent& event) { on_job_event(event); });
 }
 
-ControlPlane::~ControlPlane() { shutdown(); }
+ControlPlane::~ControlPlane() {
+  shutdown();
+}
 
-void ControlPlane::shutdown() { jobs_.cancel_all_and_wait(); }
+void ControlPlane::shutdown() {
+  jobs_.cancel_all_and_wait();
+}
 
 void ControlPlane::set_job_observer(JobManager::Observer observer) {
   std::lock_guard lock(observer_mutex_);
@@ -192,7 +198,8 @@ Result<std::string> ControlPlane::run_verb_line(const CommandLine& line) {
     CHAINFS_TRY(expect_no_options(line, "control/job"));
     if (line.words.empty()) return make_error(Errc::Invalid, "usage: {}", kUsage);
     std::optional<JobVerb> verb = parse_job_verb(line.words[0]);
-    if (!verb) return make_error(Errc::Invalid, "unknown verb '{}' (usage: {})", line.words[0], kUsage);
+    if (!verb)
+      return make_error(Errc::Invalid, "unknown verb '{}' (usage: {})", line.words[0], kUsage);
     if (*verb == JobVerb::Speed) {
       CHAINFS_TRY(expect_words(line, 3, "speed ID RATE"));
       auto rate = parse_rate(line.words[2]);
@@ -296,8 +303,7 @@ Result<std::vector<SnapshotRequest>> ControlPlane::parse_snapshot_lines(
       return r;
     };
     Result<SnapshotRequest> r = parse();
-    if (!r.ok())
-      return make_error(r.error().code, "'{}': {}", line.text, r.error().message);
+    if (!r.ok()) return make_error(r.error().code, "'{}': {}", line.text, r.error().message);
     requests.push_back(std::move(*r));
   }
   return requests;
@@ -306,9 +312,9 @@ Result<std::vector<SnapshotRequest>> ControlPlane::parse_snapshot_lines(
 // ---- the commands -----------------------------------------------------------------------------
 
 Result<std::string> ControlPlane::start_job(bool is_stream, const JobStart& start) {
-  CHAINFS_ASSIGN_OR_RETURN(
-      LayerSpan span, resolve_span(graph_, start.node, start.base,
-                                   is_stream ? BaseDefault::None : BaseDefault::Bottom));
+  CHAINFS_ASSIGN_OR_RETURN(LayerSpan span,
+                           resolve_span(graph_, start.node, start.base,
+                                        is_stream ? BaseDefault::None : BaseDefault::Bottom));
   std::unique_ptr<Job> job;
   if (is_stream) {
     job = std::make_unique<StreamJob>(graph_, std::move(span));
@@ -392,8 +398,7 @@ Result<void> ControlPlane::close_chain(const std::string& name) {
     graph_.log().info("closing chain '{}': cancelling job {}", name, id);
     jobs_.verb(id, JobVerb::Cancel).ignore_error();  // refused only once it is ending anyway
   }
-  for (const std::string& id : ids)
-    (void)jobs_.wait_concluded(id, std::chrono::minutes(10));
+  for (const std::string& id : ids) (void)jobs_.wait_concluded(id, std::chrono::minutes(10));
   return graph_.remove_chain(name);
 }
 

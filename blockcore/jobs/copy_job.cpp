@@ -38,7 +38,8 @@ Result<void> CopyJob::claim_nodes(const std::string& id, std::vector<ClaimTarget
   CHAINFS_ASSIGN_OR_RETURN(Claim claim, graph_.claim("job " + id, std::move(targets)));
   // The chain was read before the claim held it still: make sure it did not change meanwhile.
   if (!span_unchanged(span_))
-    return make_error(Errc::Busy, "the chain below '{}' changed while job {} was starting; try again",
+    return make_error(Errc::Busy,
+                      "the chain below '{}' changed while job {} was starting; try again",
                       span_.top->name(), id);
   claim_ = std::move(claim);
   return ok_result();

@@ -3,8 +3,9 @@
 // A job (stream, commit, active commit) is a subclass of Job. The engine (JobManager) runs it on
 // its own thread and drives the state machine of job_state.h around it:
 //
-//   on_start(id)       before the thread starts: claim the job's nodes (refuses the start on error).
-//   run(ctx)           the work, in chunks. Before each chunk: CHAINFS_TRY(ctx.pause_point()),
+//   on_start(id)       before the thread starts: claim the job's nodes (refuses the start on
+//   error). run(ctx)           the work, in chunks. Before each chunk:
+//   CHAINFS_TRY(ctx.pause_point()),
 //                      which parks while the job is paused, while the rate limit says wait, or
 //                      while one of its nodes is drained, and returns Errc::Cancelled once the job
 //                      is cancelled. After each chunk: ctx.account(bytes). An I/O error goes

@@ -71,8 +71,7 @@ Result<std::string> JobManager::start(std::unique_ptr<Job> job, JobOptions optio
   {
     std::lock_guard lock(mutex_);
     reserved_.erase(id);
-    if (started.ok() && shutting_down_)
-      started = make_error(Errc::Busy, "jobs are shutting down");
+    if (started.ok() && shutting_down_) started = make_error(Errc::Busy, "jobs are shutting down");
     if (!started.ok()) {
       // A refused job does not use up a default number, unless another job took one since.
       if (options.id.empty() && next_index_ == index_after_pick) --next_index_;

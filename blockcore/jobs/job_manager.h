@@ -110,7 +110,7 @@ class JobManager {
   std::map<std::string, std::shared_ptr<JobContext>> jobs_;
   std::vector<std::shared_ptr<JobContext>> retired_;  // removed, thread not joined yet
   std::set<std::string> reserved_;  // ids picked by start() whose job is claiming its nodes
-  uint64_t next_index_ = 0;                           // n of the next default id "<type><n>"
+  uint64_t next_index_ = 0;         // n of the next default id "<type><n>"
   bool shutting_down_ = false;
 
   std::mutex events_mutex_;  // lock order: last; never held while the observer runs

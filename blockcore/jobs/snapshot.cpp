@@ -34,8 +34,8 @@ class SnapshotAction final : public TransactionAction {
     CHAINFS_TRY(check_path());
     if (graph_.options().read_only)
       return make_error(Errc::ReadOnly, "the mount is read-only: no overlay can be written");
-    CHAINFS_ASSIGN_OR_RETURN(claim_, graph_.claim("snapshot transaction",
-                                                  {{node_, ClaimKind::Transaction}}));
+    CHAINFS_ASSIGN_OR_RETURN(
+        claim_, graph_.claim("snapshot transaction", {{node_, ClaimKind::Transaction}}));
     if (int writers = node_->writers(); writers > 0)
       return make_error(Errc::Busy,
                         "node '{}' has {} open writer(s); their writes would change what the "
@@ -108,8 +108,7 @@ class SnapshotAction final : public TransactionAction {
 
  private:
   Result<void> check_name() const {
-    if (name_.empty())
-      return make_error(Errc::Invalid, "no overlay node name: give name=NODE");
+    if (name_.empty()) return make_error(Errc::Invalid, "no overlay node name: give name=NODE");
     if (graph_.unique_name(name_) != name_)
       return make_error(Errc::Exists, "node name '{}' is already taken", name_);
     return ok_result();
@@ -126,8 +125,10 @@ class SnapshotAction final : public TransactionAction {
                         folder.string());
     const bool exists = fs::exists(path, ec);
     if (request_.mode == OverlayMode::Create && exists)
-      return make_error(Errc::Exists, "'{}' exists (use mode=existing to put an existing image "
-                        "above the node)", request_.overlay_path);
+      return make_error(Errc::Exists,
+                        "'{}' exists (use mode=existing to put an existing image "
+                        "above the node)",
+                        request_.overlay_path);
     if (request_.mode == OverlayMode::Existing) {
       if (!exists)
         return make_error(Errc::NotFound, "'{}' does not exist (mode=existing)",
@@ -137,8 +138,8 @@ class SnapshotAction final : public TransactionAction {
         std::error_code ec2;
         const std::string file = n->filename();
         if (!file.empty() && fs::weakly_canonical(file, ec2) == canonical)
-          return make_error(Errc::Busy, "'{}' is already open as node '{}'",
-                            request_.overlay_path, n->name());
+          return make_error(Errc::Busy, "'{}' is already open as node '{}'", request_.overlay_path,
+                            n->name());
       }
     }
     return ok_result();

@@ -7,8 +7,7 @@
 
 namespace chainfs {
 
-StreamJob::StreamJob(Graph& graph, LayerSpan span)
-    : CopyJob(graph, "stream", std::move(span)) {
+StreamJob::StreamJob(Graph& graph, LayerSpan span) : CopyJob(graph, "stream", std::move(span)) {
   // Cut out: the between layers down to the lowest one with a backing edge. Filters right above
   // base stay: they are part of base's edge (`top -> flaky -> base` keeps flaky). Without a base
   // everything below top goes.

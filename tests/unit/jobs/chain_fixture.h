@@ -34,15 +34,17 @@ constexpr uint64_t KiB = 1024;
 constexpr uint64_t MiB = 1024 * 1024;
 
 inline bool have_qemu_tools() {
-  static const bool have = std::system("qemu-img --version >/dev/null 2>&1 && "
-                                       "qemu-io --version >/dev/null 2>&1") == 0;
+  static const bool have = std::system(
+                               "qemu-img --version >/dev/null 2>&1 && "
+                               "qemu-io --version >/dev/null 2>&1") == 0;
   return have;
 }
 
-#define SKIP_WITHOUT_QEMU()                                                               \
-  do {                                                                                    \
-    if (!have_qemu_tools()) GTEST_SKIP() << "qemu-img/qemu-io are not installed: these " \
-                                            "tests build real qcow2 chains with them";    \
+#define SKIP_WITHOUT_QEMU()                                        \
+  do {                                                             \
+    if (!have_qemu_tools())                                        \
+      GTEST_SKIP() << "qemu-img/qemu-io are not installed: these " \
+                      "tests build real qcow2 chains with them";   \
   } while (0)
 
 class TempDir {
@@ -110,7 +112,8 @@ class TempDir {
   // Writes `data` as a raw file (for qemu-img compare).
   void write_raw(const std::string& file_name, const std::vector<std::byte>& data) const {
     std::ofstream out(path_ / file_name, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+    out.write(reinterpret_cast<const char*>(data.data()),
+              static_cast<std::streamsize>(data.size()));
   }
   // The backing file name in NAME.qcow2's header ("" when none), as qemu-img reads it.
   std::string backing_file(const std::string& name) const {
@@ -123,7 +126,8 @@ class TempDir {
   }
   // The image file names of NAME.qcow2's chain, top first, as qemu-img follows the headers.
   std::vector<std::string> chain_files(const std::string& name) const {
-    const std::string json = sh_out("qemu-img info --backing-chain --output=json " + name + ".qcow2");
+    const std::string json =
+        sh_out("qemu-img info --backing-chain --output=json " + name + ".qcow2");
     std::vector<std::string> files;
     const std::string key = "\"filename\": \"";
     for (size_t at = json.find(key); at != std::string::npos; at = json.find(key, at + 1)) {
@@ -239,7 +243,8 @@ class JobsFixture : public ::testing::Test {
     return r.ok() ? Error{} : r.error();
   }
 
-  JobInfo wait_state(const std::string& id, JobState state, std::chrono::milliseconds timeout = 60s) {
+  JobInfo wait_state(const std::string& id, JobState state,
+                     std::chrono::milliseconds timeout = 60s) {
     auto info = plane_->jobs().wait_until(
         id, [&](const JobInfo& j) { return j.state == state; }, timeout);
     EXPECT_TRUE(info.ok()) << "job " << id << " never reached " << job_state_name(state) << ": "
@@ -335,7 +340,8 @@ class GuestWriters {
   // Waits until at least `n` writes landed.
   void wait_writes(uint64_t n) {
     const auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (writes() < n && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    while (writes() < n && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(1ms);
   }
   const std::vector<std::byte>& expected() const { return expected_; }
   bool written(uint64_t b) {
@@ -383,8 +389,8 @@ inline ::testing::AssertionResult same_bytes(const std::vector<std::byte>& actua
   for (size_t i = 0; i < actual.size(); ++i)
     if (actual[i] != expected[i])
       return ::testing::AssertionFailure()
-             << "first difference at byte " << i << " (block " << i / (64 * KiB) << "): "
-             << static_cast<int>(actual[i]) << " vs " << static_cast<int>(expected[i]);
+             << "first difference at byte " << i << " (block " << i / (64 * KiB)
+             << "): " << static_cast<int>(actual[i]) << " vs " << static_cast<int>(expected[i]);
   return ::testing::AssertionSuccess();
 }
 

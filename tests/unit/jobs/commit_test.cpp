@@ -140,7 +140,8 @@ TEST_F(CommitTest, ActiveCommit_WritesRightUpToTheSwitch_AreAllInBase) {
   int bad = 0;
   for (uint64_t b = 0; b < base.size() / (4 * KiB) && bad < 5; ++b) {
     const std::byte got = base[b * 4 * KiB];
-    const std::vector<std::byte> allowed = writers.values_since(b, before_complete, initial[b * 4 * KiB]);
+    const std::vector<std::byte> allowed =
+        writers.values_since(b, before_complete, initial[b * 4 * KiB]);
     const bool uniform = std::all_of(base.begin() + b * 4 * KiB, base.begin() + (b + 1) * 4 * KiB,
                                      [&](std::byte x) { return x == got; });
     const bool known = std::find(allowed.begin(), allowed.end(), got) != allowed.end();

@@ -77,8 +77,9 @@ TEST_F(ControlTest, JobLineRefusals_EachWithItsErrnoAndALogLine) {
         << c.file << " '" << c.line << "': " << e.message;
   }
   EXPECT_TRUE(plane_->jobs().list().empty());
-  EXPECT_TRUE(log_contains("control/stream: stream of 'nosuch' (whole chain): refused (ENOENT): "
-                           "no node 'nosuch'"))
+  EXPECT_TRUE(
+      log_contains("control/stream: stream of 'nosuch' (whole chain): refused (ENOENT): "
+                   "no node 'nosuch'"))
       << log_text();
   EXPECT_TRUE(log_contains("control/job: cancel nosuch: refused (ENOENT)")) << log_text();
   EXPECT_TRUE(log_contains("control/stream 'top colour=red': refused (EINVAL)")) << log_text();
@@ -213,8 +214,8 @@ TEST(ParseRate, SuffixesArePowersOf1024_FractionsNeedASuffix) {
   EXPECT_EQ(*parse_rate("1.5M"), 3u << 19);
   EXPECT_EQ(*parse_rate("0.1K"), 102u) << "rounded down";
   EXPECT_EQ(*parse_rate("16777215T"), 16777215ull << 40);
-  for (const char* bad : {"", "M", "1.5", "1.M", "-1", "1X", "1MB2", "1 M", "16777216T",
-                          "99999999999999999999999"}) {
+  for (const char* bad :
+       {"", "M", "1.5", "1.M", "-1", "1X", "1MB2", "1 M", "16777216T", "99999999999999999999999"}) {
     auto r = parse_rate(bad);
     EXPECT_FALSE(r.ok()) << "'" << bad << "'";
     if (!r.ok()) {

@@ -37,6 +37,10 @@ class OverlapTest : public JobsFixture {
         }
       });
   }
+  // Waits until the readers made `n` reads in all (slow sanitizer builds may take a while).
+  void wait_reads(int n) {
+    for (int i = 0; i < 6000 && reads_.load() < n; ++i) std::this_thread::sleep_for(5ms);
+  }
   void stop_readers() {
     stop_readers_ = true;
     for (auto& t : readers_) t.join();
@@ -60,6 +64,7 @@ class Seed002 : public OverlapTest, public ::testing::WithParamInterface<First> 
 TEST_P(Seed002, StreamAndCommitOfTheMiddle_EndWithNode0DirectlyUnderNode4) {
   make_five_nodes();
   start_readers();
+  wait_reads(1);
   const std::string stream = start("stream", "node4 base=node2 auto-finalize=off");
   const std::string commit = start("commit", "node2 base=node0 auto-finalize=off");
   EXPECT_EQ(plane_->jobs().info(commit)->type, "commit");
@@ -77,6 +82,7 @@ TEST_P(Seed002, StreamAndCommitOfTheMiddle_EndWithNode0DirectlyUnderNode4) {
 
   EXPECT_EQ(chain_layers(), (std::vector<std::string>{"node4", "node0"}));
   for (const char* gone : {"node1", "node2", "node3"}) EXPECT_FALSE(listed(gone)) << gone;
+  wait_reads(reads_.load() + 2);  // some reads after both changes too
   stop_readers();
   EXPECT_GT(reads_.load(), 0);
   EXPECT_EQ(bad_reads_.load(), 0) << "node4's view changed while the jobs ran";
@@ -98,6 +104,7 @@ INSTANTIATE_TEST_SUITE_P(BothOrders, Seed002, ::testing::Values(First::Stream, F
 TEST_F(OverlapTest, Seed002_BothFinishingOnTheirOwn_EndTheSame) {
   make_five_nodes();
   start_readers();
+  wait_reads(1);
   const std::string stream = start("stream", "node4 base=node2");
   const std::string commit = start("commit", "node2 base=node0");
   expect_completed(stream);

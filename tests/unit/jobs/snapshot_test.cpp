@@ -131,9 +131,9 @@ TEST_F(SnapshotTest, RelativeOverlayPath_IsResolvedAgainstTheWritersDirectory) {
 TEST_F(SnapshotTest, SecondOfThreeLinesFails_NothingAppliedAndNoFilesLeft) {
   make_chain();
   ASSERT_EQ(dir_.sh("qemu-img create -q -f qcow2 small.qcow2 1M"), 0);
-  const Error e = refused("snapshot", "top " + path("s1.qcow2") + "\n" +
-                                          "mid " + path("small.qcow2") + " mode=existing\n" +
-                                          "base " + path("s3.qcow2") + "\n");
+  const Error e =
+      refused("snapshot", "top " + path("s1.qcow2") + "\n" + "mid " + path("small.qcow2") +
+                              " mode=existing\n" + "base " + path("s3.qcow2") + "\n");
   EXPECT_EQ(e.code, Errc::Invalid);
   EXPECT_NE(e.message.find("snapshot of 'mid' onto"), std::string::npos) << e.message;
   EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "mid", "base"}));
@@ -153,9 +153,8 @@ TEST_F(SnapshotTest, SecondOfThreeLinesFails_NothingAppliedAndNoFilesLeft) {
 // undone, newest first.
 TEST_F(SnapshotTest, ThirdLineFails_TwoStackedSnapshotsAreUndone) {
   make_chain();
-  const Error e = refused("snapshot", "top " + path("s1.qcow2") + "\n" + "s1 " +
-                                          path("s2.qcow2") + "\n" + "mid " +
-                                          path("missing/s3.qcow2") + "\n");
+  const Error e = refused("snapshot", "top " + path("s1.qcow2") + "\n" + "s1 " + path("s2.qcow2") +
+                                          "\n" + "mid " + path("missing/s3.qcow2") + "\n");
   EXPECT_EQ(e.code, Errc::NotFound) << e.message;
   EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "mid", "base"}));
   EXPECT_FALSE(exists("s1.qcow2"));
