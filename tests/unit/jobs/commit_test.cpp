@@ -52,6 +52,24 @@ TEST_F(CommitTest, Intermediate_MergesMidIntoBaseAndTopNowBacksOntoBase) {
   expect_image_reads("base", expected_mid);
 }
 
+TEST_F(CommitTest, Intermediate_WithGuestWritesOnTop_KeepsEveryWriteAndMidsData) {
+  make_chain();
+  const std::vector<std::byte> expected_mid = dir_.raw_view("mid");
+  open_writable_chain({"base", "mid", "top"});
+  GuestWriters writers(node("top"), read_node("top"));
+  writers.wait_writes(10);
+  const std::string id = start("commit", "mid base=base");
+  expect_completed(id);
+  writers.wait_writes(writers.writes() + 10);
+  writers.stop();
+  EXPECT_TRUE(writers.errors().empty());
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "base"}));
+  EXPECT_TRUE(same_bytes(read_node("top"), writers.expected()));
+  EXPECT_TRUE(same_bytes(read_node("base"), expected_mid)) << "guest writes stay in top";
+  close_graph();
+  expect_image_reads("top", writers.expected());
+}
+
 // More data than CopyJob::kFlushEvery: background flushes of base run during the copy.
 TEST_F(CommitTest, MoreDataThanTheWritebackStep_CommitsEverything) {
   constexpr uint64_t kLarge = 96 * MiB;
