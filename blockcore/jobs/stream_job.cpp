@@ -13,7 +13,7 @@ StreamJob::StreamJob(Graph& graph, LayerSpan span) : CopyJob(graph, "stream", st
   // everything below top goes.
   size_t keep = span_.between.size();
   if (span_.base)
-    while (keep > 0 && span_.between[keep - 1]->filtered()) --keep;
+    while (keep > 0 && is_filter(*span_.between[keep - 1])) --keep;
   cut_.assign(span_.between.begin(), span_.between.begin() + keep);
   watch_nodes({span_.top});
   set_write_target(span_.top);

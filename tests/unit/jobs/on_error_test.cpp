@@ -135,5 +135,30 @@ TEST_F(OnErrorTest, Commit_ReportLeavesTheGraphUnchanged) {
   EXPECT_TRUE(same_bytes(read_node("top"), expected_));
 }
 
+// A filter right above base is part of base's edge: a stream down to base keeps it.
+TEST_F(OnErrorTest, StreamDownToBase_KeepsAFilterRightAboveBase) {
+  dir_.create("base", kSize);
+  dir_.io("base", {"write -P 0x11 0 4M"});
+  dir_.create("mid", kSize, "base");
+  dir_.io("mid", {"write -P 0x21 1M 2M"});
+  dir_.create("top", kSize, "mid");
+  const std::vector<std::byte> expected = dir_.raw_view("top");
+  open_graph();
+  auto open = [&](NodeSpec spec) {
+    auto n = graph_->open_named_node(spec);
+    ASSERT_TRUE(n.ok()) << spec.name << ": " << n.error().message;
+  };
+  open({.name = "base", .driver = "qcow2", .file = dir_.file("base.qcow2"), .backing = ""});
+  open({.name = "slow", .driver = "fault", .child = "base"});
+  open({.name = "mid", .driver = "qcow2", .file = dir_.file("mid.qcow2"), .backing = "slow"});
+  open({.name = "top", .driver = "qcow2", .file = dir_.file("top.qcow2"), .backing = "mid"});
+  ASSERT_TRUE(graph_->add_chain("vm", node("top")).ok());
+  const std::string id = start("stream", "top base=base");
+  expect_completed(id);
+  EXPECT_EQ(backing_of("top"), "slow");
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "base"}));
+  EXPECT_TRUE(same_bytes(read_node("top"), expected));
+}
+
 }  // namespace
 }  // namespace chainfs::testing
