@@ -85,6 +85,9 @@ struct GraphEvent {
 };
 
 class BlockHandle;
+namespace detail {
+struct HandleFollower;
+}
 
 class Graph {
  public:
@@ -179,9 +182,11 @@ class Graph {
  private:
   friend class Node;
   friend class Claim;
+  friend class BlockHandle;
   friend class DrainedSection;
   struct EdgeChange;
   struct ChainChange;
+  struct WriterMove;
   struct ChangeLog;
 
   void register_node(Node* node);
@@ -204,7 +209,20 @@ class Graph {
   bool reaches_locked(const Node& from, const Node& to) const;
   void inherit_drains_locked(Node& parent, const Node& child);
   Result<void> resolve_relinks(const std::vector<Relink>& changes, std::vector<EdgeChange>& edges,
-                               std::vector<ChainChange>& chains) const;
+                               std::vector<ChainChange>& chains,
+                               std::vector<WriterMove>& writer_moves) const;
+  // The checks of check_writable() that need no lock (mount, node and driver read-only).
+  Result<void> check_writable_nolock(const Node& node) const;
+  // Whether the following writers of `from` may move to `to` (topology lock held): `to` takes
+  // writers once the change is made (`unlocked_verdict`: check_writable_nolock(to)), that is,
+  // every parent edge of `to` shares PermWrite except edges from nodes the change cuts out (`from`
+  // and what is below it), and no backing edge that moves from `from` to `to` forbids writers.
+  // Claims on `to` are the mover's own (a commit's base) and are not checked.
+  Result<void> check_writers_may_move_locked(const Node& from, const Node& to,
+                                             const Result<void>& unlocked_verdict) const;
+  // Moves every following writable handle of `from` to `to` (topology lock held, both drained);
+  // old references that no request looks at go to `log`.
+  size_t move_writers_locked(Node& from, Node& to, ChangeLog& log);  // returns how many
   void flush(ChangeLog& log);
 
   // Drains (drain.cpp): `roots`, their subtrees with Subtree, and every ancestor, referenced;
@@ -257,30 +275,72 @@ class Graph::Iterator {
 // not fail). A writable handle counts as an open writer of the node (Node::writers()), which
 // claims that block new writers respect. Prefer Graph::open_handle(), which checks permissions;
 // the constructor trusts its caller.
+//
+// Following handles (a guest's handle: QEMU's BlockBackend is a parent and moves with the others):
+// a writable handle from Graph::open_handle(node, true) is registered on its node and moves with
+// the graph change of a Relink::replace(from, to, MoveWriters::Yes) (active commit `complete`,
+// snapshot), inside its drained section; its writer count moves with it. A request that picked
+// up the old node and waited on the drain re-checks after entering and goes to the new node
+// (handle_follower.h has the design note). Read-only handles, a job's handles (opened with a
+// claim) and handles made with the constructor never move.
 class BlockHandle {
  public:
   BlockHandle(NodeRef node, bool writable);
-  BlockHandle(const BlockHandle& other);
+  BlockHandle(const BlockHandle& other);  // a copy is one more writer (and follows if `other` does)
   BlockHandle(BlockHandle&& other) noexcept;
   BlockHandle& operator=(BlockHandle other) noexcept;
   ~BlockHandle();
 
-  Node& node() const { return *node_; }
-  const NodeRef& ref() const { return node_; }
+  // The node requests go to now. For a following handle the answer may be stale as soon as it is
+  // returned: node() is only safe while a Pin (or the caller's knowledge that no graph change runs)
+  // keeps it alive; ref() keeps it alive by itself; node_id() is just the number.
+  Node& node() const;
+  NodeRef ref() const;
+  uint64_t node_id() const;
   bool writable() const { return writable_; }
+  bool follows() const { return follower_ != nullptr; }
+  // Times a graph change moved this handle (0 for handles that do not follow).
+  uint32_t moves() const;
 
-  Result<void> read(uint64_t offset, std::span<std::byte> buf);
-  Result<void> write(uint64_t offset, std::span<const std::byte> buf);
-  Result<void> flush();
-  Result<void> discard(uint64_t offset, uint64_t length);
-  Result<void> write_zeroes(uint64_t offset, uint64_t length);
-  Result<void> truncate(uint64_t new_size);
-  Result<BlockStatus> block_status(uint64_t offset, uint64_t length);
+  // Keeps the node the handle targets alive for its scope, even if the handle moves meanwhile. A
+  // request given the pin (the `via` argument below) goes where the handle points when it enters,
+  // and the pin's node() is then the node the request went to.
+  class Pin {
+   public:
+    explicit Pin(const BlockHandle& handle);
+    Pin(const Pin&) = delete;
+    Pin& operator=(const Pin&) = delete;
+    ~Pin();
+    Node& node() const { return *node_; }
+
+   private:
+    friend class BlockHandle;
+    template <class Op>
+    auto run(Op&& op);
+    detail::HandleFollower* follower_;  // null: the handle does not follow
+    Node* node_;
+  };
+
+  Result<void> read(uint64_t offset, std::span<std::byte> buf, Pin* via = nullptr);
+  Result<void> write(uint64_t offset, std::span<const std::byte> buf, Pin* via = nullptr);
+  Result<void> flush(Pin* via = nullptr);
+  Result<void> discard(uint64_t offset, uint64_t length, Pin* via = nullptr);
+  Result<void> write_zeroes(uint64_t offset, uint64_t length, Pin* via = nullptr);
+  Result<void> truncate(uint64_t new_size, Pin* via = nullptr);
+  Result<BlockStatus> block_status(uint64_t offset, uint64_t length, Pin* via = nullptr);
   // chain_block_status() below, as one request on this handle's node.
-  Result<BlockStatus> chain_block_status(uint64_t offset, uint64_t length);
+  Result<BlockStatus> chain_block_status(uint64_t offset, uint64_t length, Pin* via = nullptr);
 
  private:
-  NodeRef node_;
+  friend class Graph;
+  struct FollowTag {};
+  // A following writable handle; the caller holds the graph's topology lock.
+  BlockHandle(NodeRef node, FollowTag);
+  template <class Op>
+  auto run(Pin* via, Op&& op);
+
+  NodeRef node_;  // a handle that does not follow; null for a following one
+  std::unique_ptr<detail::HandleFollower> follower_;  // a following handle's target
   bool writable_ = false;
 };
 

@@ -28,6 +28,9 @@ namespace chainfs {
 
 class Graph;
 class BlockHandle;
+namespace detail {
+struct HandleFollower;
+}
 
 enum class ChildRole : uint8_t {
   File,      // a format node's protocol node
@@ -109,7 +112,8 @@ class Node {
   size_t parent_count() const;
   // The claims on this node now (claimant, kind), read under the topology lock.
   std::vector<ClaimInfo> claims() const;
-  // Open writable BlockHandles on this node.
+  // Open writable BlockHandles on this node (following ones included: they count on the node they
+  // target now).
   int writers() const { return writers_.load(std::memory_order_acquire); }
 
   // Data path. Each call counts as in flight on this node via the internal entry (it does not
@@ -172,6 +176,9 @@ class Node {
   // Guarded by graph_->topology_mutex_.
   std::vector<Child*> parent_edges_;
   std::vector<ClaimInfo> claims_;
+  // The following writable handles targeting this node (graph.h, BlockHandle); guarded by
+  // graph_->topology_mutex_.
+  std::vector<detail::HandleFollower*> followers_;
 
   RequestGate gate_;  // after name_: the gate's sync-point tag views it
 };
