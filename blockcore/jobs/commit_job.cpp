@@ -186,7 +186,10 @@ Result<void> CommitJob::prepare() {
   DrainedSection drain({span_.top}, DrainScope::Subtree);
   Result<void> outcome = copy_all_dirty_drained();
   if (outcome.ok()) outcome = span_.base->flush();
-  if (outcome.ok()) outcome = graph_.relink({Relink::replace(span_.top, span_.base)});
+  // The guests' writable handles on top move to base in the same drained section: a write that
+  // waited at top's gate goes to base, none lands in the detached top.
+  if (outcome.ok())
+    outcome = graph_.relink({Relink::replace(span_.top, span_.base, MoveWriters::Yes)});
   tracker_ = nullptr;
   remove_observer(/*already_drained=*/true);
   return outcome;

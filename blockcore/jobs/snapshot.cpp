@@ -36,11 +36,8 @@ class SnapshotAction final : public TransactionAction {
       return make_error(Errc::ReadOnly, "the mount is read-only: no overlay can be written");
     CHAINFS_ASSIGN_OR_RETURN(
         claim_, graph_.claim("snapshot transaction", {{node_, ClaimKind::Transaction}}));
-    if (int writers = node_->writers(); writers > 0)
-      return make_error(Errc::Busy,
-                        "node '{}' has {} open writer(s); their writes would change what the "
-                        "overlay reads (close them first)",
-                        node_->name(), writers);
+    // Open writers of NODE (a running guest) are not refused: they wait at the drain and move to
+    // the overlay with the relink below, so NODE keeps its point-in-time content.
     drain_ = DrainedSection(*node_);
 
     if (request_.mode == OverlayMode::Create) {
@@ -67,7 +64,7 @@ class SnapshotAction final : public TransactionAction {
     }
     CHAINFS_TRY(graph_.set_backing(*overlay_, node_));
     backing_set_ = true;
-    CHAINFS_TRY(graph_.relink({Relink::replace(node_, overlay_)}));
+    CHAINFS_TRY(graph_.relink({Relink::replace(node_, overlay_, MoveWriters::Yes)}));
     relinked_ = true;
     return ok_result();
   }
@@ -81,7 +78,7 @@ class SnapshotAction final : public TransactionAction {
   void abort() override {
     aborted_ = true;
     if (relinked_) {
-      if (auto r = graph_.relink({Relink::replace(overlay_, node_)}); !r.ok())
+      if (auto r = graph_.relink({Relink::replace(overlay_, node_, MoveWriters::Yes)}); !r.ok())
         graph_.log().error("{}: putting the parents of '{}' back failed: {}", describe(),
                            node_->name(), r.error().message);
     }

@@ -181,6 +181,63 @@ TEST_F(CommitTest, ActiveCommit_WritesRightUpToTheSwitch_AreAllInBase) {
   EXPECT_TRUE(same_bytes(top_view, writers.expected()));
 }
 
+// A guest's handle (Graph::open_handle: it follows graph changes) stays open on top through the
+// whole active commit: writes before the job, while it runs, while ready, then `complete`, then
+// more writes through the same handle. Base holds every one of them; top gets none after the
+// switch (issue 5: "complete switches the chain to base with no write lost").
+TEST_F(CommitTest, ActiveCommit_GuestHandleOnTop_MovesToBaseAtComplete_NoWriteLost) {
+  make_chain();
+  open_writable_chain({"base", "mid", "top"});
+  NodeRef top = node("top");
+  std::vector<std::byte> expected = read_node("top");
+  auto guest = graph_->open_handle(top, true);
+  ASSERT_TRUE(guest.ok()) << guest.error().message;
+  ASSERT_TRUE(guest->follows());
+  auto guest_write = [&](uint64_t offset, uint8_t value, uint64_t length) {
+    std::vector<std::byte> data(length, std::byte{value});
+    auto r = guest->write(offset, data);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    std::copy(data.begin(), data.end(), expected.begin() + offset);
+  };
+
+  guest_write(0, 0x61, 64 * KiB);  // before the job
+  const std::string id = start("commit", "top base=base");
+  guest_write(1 * MiB, 0x62, 64 * KiB);  // running (or already ready)
+  wait_state(id, JobState::Ready);
+  guest_write(2 * MiB + 4 * KiB, 0x63, 64 * KiB);  // ready: mirrored
+  run("job", "complete " + id);
+  expect_completed(id);
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"base"}));
+  EXPECT_EQ(guest->node_id(), node("base")->id()) << "the guest's handle follows the chain";
+  EXPECT_EQ(top->writers(), 0);
+  EXPECT_EQ(node("base")->writers(), 1);
+
+  guest_write(3 * MiB, 0x64, 64 * KiB);  // after the switch, through the same handle
+  guest_write(4 * KiB, 0x65, 4 * KiB);   // over data top holds itself
+  ASSERT_TRUE(guest->flush().ok());
+  EXPECT_TRUE(same_bytes(read_node("base"), expected)) << "base has every write";
+
+  // Top got nothing after the switch: its own data at 4K is still the first write, and 3M is
+  // still not allocated in top itself.
+  {
+    BlockHandle top_reader(top, false);
+    std::vector<std::byte> got(4 * KiB);
+    ASSERT_TRUE(top_reader.read(4 * KiB, got).ok());
+    EXPECT_TRUE(
+        std::all_of(got.begin(), got.end(), [](std::byte b) { return b == std::byte{0x61}; }));
+    auto status = top_reader.block_status(3 * MiB, 64 * KiB);
+    ASSERT_TRUE(status.ok());
+    EXPECT_EQ(status->kind, Alloc::Unallocated);
+  }
+
+  *guest = BlockHandle(nullptr, false);
+  top.reset();
+  close_graph();
+  EXPECT_EQ(dir_.sh("qemu-img check -q base.qcow2"), 0);
+  EXPECT_EQ(dir_.sh("qemu-img check -q top.qcow2"), 0);
+  expect_image_reads("base", expected);
+}
+
 TEST_F(CommitTest, ActiveCommit_CancelWhenReady_LeavesTheChainOnTopAndBaseAConsistentCopy) {
   make_chain();
   open_writable_chain({"base", "mid", "top"});
