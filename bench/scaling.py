@@ -126,6 +126,18 @@ def wait_gone(pid, timeout=30):
         time.sleep(0.01)
 
 
+def unmount(path):
+    """fusermount3 -u, retried while the mount is busy: the kernel sends FUSE's RELEASE for a file
+    just closed asynchronously, so right after a close the mount can still look busy."""
+    for _ in range(100):
+        r = subprocess.run(["fusermount3", "-u", path], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+        if r.returncode == 0 or not os.path.ismount(path):
+            return
+        time.sleep(0.05)
+    log(f"could not unmount {path}: {r.stderr.strip()}")
+
+
 def find_daemon(mountpoint, name):
     """The pid of the process whose command line names `mountpoint` (chainfs daemonizes)."""
     for pid in os.listdir("/proc"):
@@ -165,7 +177,7 @@ class ChainfsMount:
         return os.path.join(self.mnt, "nodes", node)
 
     def stop(self):
-        subprocess.run(["fusermount3", "-u", self.mnt], check=False)
+        unmount(self.mnt)
         if self.pid:
             wait_gone(self.pid)
         os.rmdir(self.mnt)
@@ -188,7 +200,7 @@ class QsdExport:
             self.pid = int(f.read().strip())
 
     def stop(self):
-        subprocess.run(["fusermount3", "-u", self.target], check=False)
+        unmount(self.target)
         try:
             os.kill(self.pid, 15)
         except ProcessLookupError:
