@@ -3,6 +3,8 @@
 // 64 KiB table), with and without allocating the new table's buffer.
 #include <benchmark/benchmark.h>
 
+#include "bench_util.h"
+
 #include "blockcore/drivers/qcow2/table_cache.h"
 
 namespace chainfs::bench {
@@ -26,7 +28,7 @@ void BM_TableCache_Hit(benchmark::State& state) {
     benchmark::DoNotOptimize(t);
     ++i;
   }
-  if (!cache.find(kTable)) state.SkipWithError("hit benchmark lost its table");
+  if (!cache.find(kTable)) die("hit benchmark lost its table");
 }
 BENCHMARK(BM_TableCache_Hit);
 
@@ -53,7 +55,7 @@ void BM_TableCache_EvictInsert(benchmark::State& state) {
     cache.erase(victim->offset);
     benchmark::DoNotOptimize(cache.insert(next++ * kTable, std::vector<std::byte>(kTable), false));
   }
-  if (cache.size() != kCapacity) state.SkipWithError("cache size drifted");
+  if (cache.size() != kCapacity) die("cache size drifted");
 }
 BENCHMARK(BM_TableCache_EvictInsert);
 
@@ -68,7 +70,7 @@ void BM_TableCache_EvictInsert_ReuseBuffer(benchmark::State& state) {
     cache.erase(victim->offset);
     benchmark::DoNotOptimize(cache.insert(next++ * kTable, std::move(bytes), false));
   }
-  if (cache.size() != kCapacity) state.SkipWithError("cache size drifted");
+  if (cache.size() != kCapacity) die("cache size drifted");
 }
 BENCHMARK(BM_TableCache_EvictInsert_ReuseBuffer);
 
