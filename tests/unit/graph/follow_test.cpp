@@ -53,12 +53,14 @@ TEST(FollowingHandles, WritesHammeredAcrossTheSwitch_AfterItLandOnlyInTheNewNode
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
   std::vector<int> done(kThreads, 0);
+  std::vector<std::atomic<int>> count(kThreads);  // writes each thread completed
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (uint8_t v = 1; !stop.load(); ++v) {
         // Each thread its own block, so the last value of each is known.
         if (!writer->write(t * kBlock, block_of(v)).ok()) failures.fetch_add(1);
         done[t] = v;  // written only by this thread, read after join
+        count[t].fetch_add(1);
         if (v == 255) v = 0;
       }
     });
@@ -70,6 +72,12 @@ TEST(FollowingHandles, WritesHammeredAcrossTheSwitch_AfterItLandOnlyInTheNewNode
   ASSERT_TRUE(g.complete().ok());
   // The relink drained top before moving the handle: every write top will ever see is in now.
   const int top_writes = g.top.stats->writes.load();
+  // Each thread's second write from now on started after the switch (its first may have been
+  // under way), so its last write is one of those and must be in base.
+  std::vector<int> at_switch(kThreads);
+  for (int t = 0; t < kThreads; ++t) at_switch[t] = count[t].load();
+  for (int t = 0; t < kThreads; ++t)
+    while (count[t].load() < at_switch[t] + 2) std::this_thread::yield();
   wait_writes(*g.base.stats, 200);
   stop.store(true);
   for (auto& t : threads) t.join();
