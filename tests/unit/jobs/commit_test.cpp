@@ -350,6 +350,22 @@ TEST_F(CommitTest, OnAnImageChain_Cancel_PutsBaseBackToReadOnly) {
   EXPECT_EQ(dir_.sh("qemu-img check -q base.qcow2"), 0);
 }
 
+// Two overlays on one base (the graph shares the base node): the base may not change under the
+// other chain, so the commit is refused by the permissions, and base stays read-only.
+TEST_F(CommitTest, OnImageChainsSharingTheirBase_CommitIntoItIsRefusedAndBaseStaysReadOnly) {
+  make_chain();
+  dir_.create("other", kSize, "base");
+  open_image("top");
+  open_image("other", "vm2");
+  ASSERT_EQ(node("base")->parent_count(), 2u);
+  const Error e = refused("commit", "mid base=base");
+  EXPECT_EQ(e.code, Errc::Access) << e.message;
+  EXPECT_NE(e.message.find("'other'"), std::string::npos) << e.message;
+  EXPECT_EQ(node("base")->read_only_cause(), ReadOnlyCause::Backing);
+  EXPECT_FALSE(node("base")->capabilities().writable);
+  EXPECT_TRUE(node("base")->claims().empty());
+}
+
 TEST_F(CommitTest, OnAnImageChainTheUserMadeReadOnly_IsRefusedWithErofs) {
   make_chain();
   open_graph();
