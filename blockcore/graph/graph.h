@@ -27,6 +27,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <spdlog/logger.h>
@@ -85,6 +86,7 @@ struct GraphEvent {
 };
 
 class BlockHandle;
+class ReadWriteHold;
 namespace detail {
 struct HandleFollower;
 }
@@ -129,6 +131,26 @@ class Graph {
   // of every node the intents name, resolves the intents against the graph as it is now, then
   // changes (and persists) the edges and chain roots, all or nothing.
   Result<void> relink(std::vector<Relink> changes);
+
+  // ---- reopening (QEMU's bdrv_reopen; graph_reopen.cpp) ------------------------------------
+  // Reopens `node` read-only or read-write, together with the children whose access follows it
+  // (its protocol child, a filter's child, and theirs): for read-write the children first, for
+  // read-only the node first (after a flush) and its children after. Inside a drained section of
+  // those nodes (requests in flight finish first, new ones wait), under the graph-change lock;
+  // all or nothing: if one driver refuses, those already reopened are reopened back. A no-op for
+  // a node already in that state. Refused with ReadOnly when the mount is read-only or, for
+  // read-write, when the node or a child is read-only because the user asked
+  // (ReadOnlyCause::User) or its image forces it (ReadOnlyCause::Image); for read-only, with
+  // Busy while the node has open writers or a job holds it read-write. Reopening read-write does
+  // not make a backing layer writable for new writers: check_writable() still refuses them
+  // through its parent edges.
+  Result<void> reopen(Node& node, bool read_only);
+  // A job's read-write access to a node that may be read-only as a backing layer: reopens it
+  // read-write unless it is already (then the hold is empty), counts holders, and when the last
+  // hold goes reopens it read-only again — unless the node is by then a chain's root or has no
+  // parent (an active commit's base that became the active layer stays writable). Refused as
+  // reopen() is.
+  Result<ReadWriteHold> hold_read_write(NodeRef node);
 
   // ---- chains and user holds ----------------------------------------------------------------
   Result<void> add_chain(const std::string& name, NodeRef root);
@@ -187,6 +209,7 @@ class Graph {
   friend class Node;
   friend class Claim;
   friend class BlockHandle;
+  friend class ReadWriteHold;
   friend class DrainedSection;
   struct EdgeChange;
   struct ChainChange;
@@ -198,9 +221,19 @@ class Graph {
   // Creates and registers a node if `name` is free (Exists otherwise), atomically.
   Result<NodeRef> create_node(std::string name, std::string host_filename,
                               std::unique_ptr<Driver> driver);
-  Result<NodeRef> open_protocol(const std::string& name, const std::string& path, bool read_only);
+  // A read-only mount makes every node read-only as the user asked.
+  ReadOnlyCause effective_cause(ReadOnlyCause asked) const;
+  Result<NodeRef> open_protocol(const std::string& name, const std::string& path,
+                                ReadOnlyCause cause);
   Result<NodeRef> open_format(const std::string& name, const std::string& driver, NodeRef file,
-                              bool read_only);
+                              ReadOnlyCause cause);
+  Result<NodeRef> open_image_chain(const std::string& path, const std::string& format,
+                                   const std::string& name_hint, ReadOnlyCause top_cause,
+                                   ReadOnlyCause backing_cause);
+
+  // Reopening (graph_reopen.cpp). Callers hold change_mutex_.
+  Result<void> reopen_locked(Node& node, bool read_only);
+  void release_read_write(Node& node);
   void bump_generation_locked();
   bool name_taken_locked(const std::string& name) const;
   bool is_listed_locked(const Node& node) const;
@@ -272,6 +305,38 @@ class Graph::Iterator {
   void seek(uint64_t after_id);
   const Graph* graph_;
   NodeRef current_;
+};
+
+// A job's read-write access to a node (Graph::hold_read_write). Movable; dropping it (or
+// release()) ends the access: the last holder of a node the graph reopened read-write reopens it
+// read-only. An empty hold (the node was writable anyway) does nothing.
+class ReadWriteHold {
+ public:
+  ReadWriteHold() = default;
+  ReadWriteHold(ReadWriteHold&& other) noexcept
+      : graph_(std::exchange(other.graph_, nullptr)), node_(std::move(other.node_)) {}
+  ReadWriteHold& operator=(ReadWriteHold&& other) noexcept {
+    if (this != &other) {
+      release();
+      graph_ = std::exchange(other.graph_, nullptr);
+      node_ = std::move(other.node_);
+    }
+    return *this;
+  }
+  ReadWriteHold(const ReadWriteHold&) = delete;
+  ReadWriteHold& operator=(const ReadWriteHold&) = delete;
+  ~ReadWriteHold() { release(); }
+
+  // Whether this hold reopened (or shares a reopening of) its node.
+  bool reopened() const { return graph_ != nullptr; }
+  const NodeRef& node() const { return node_; }
+  void release();
+
+ private:
+  friend class Graph;
+  ReadWriteHold(Graph* graph, NodeRef node) : graph_(graph), node_(std::move(node)) {}
+  Graph* graph_ = nullptr;
+  NodeRef node_;
 };
 
 // An outside user's handle on a node (FUSE open file, job I/O): every request enters through the

@@ -39,6 +39,19 @@ class SnapshotAction final : public TransactionAction {
     // Open writers of NODE (a running guest) are not refused: they wait at the drain and move to
     // the overlay with the relink below, so NODE keeps its point-in-time content.
     drain_ = DrainedSection(*node_);
+    // Every image that names NODE as its backing file is rewritten to name the overlay: a
+    // read-only backing layer above NODE (found through a header) is reopened read-write for
+    // that, before any file is created, and read-only again in clean().
+    for (const NodeRef& parent : node_->parents()) {
+      if (!parent->capabilities().persists_backing) continue;
+      auto hold = graph_.hold_read_write(parent);
+      if (!hold.ok())
+        return make_error(hold.error().code,
+                          "the image of '{}' above '{}' must name the overlay as its backing "
+                          "file: {}",
+                          parent->name(), node_->name(), hold.error().message);
+      read_write_.push_back(std::move(*hold));
+    }
 
     if (request_.mode == OverlayMode::Create) {
       Qcow2CreateOptions create;
@@ -91,6 +104,7 @@ class SnapshotAction final : public TransactionAction {
   }
 
   void clean() override {
+    read_write_.clear();  // the layers above NODE go back to read-only
     drain_.end();
     claim_.release();
     overlay_.reset();  // closes the overlay unless the graph holds it now
@@ -149,6 +163,7 @@ class SnapshotAction final : public TransactionAction {
   NodeRef overlay_;
   Claim claim_;
   DrainedSection drain_;
+  std::vector<ReadWriteHold> read_write_;  // parents of NODE reopened to rewrite their header
   std::optional<BackingReference> original_reference_;
   bool created_ = false;
   bool backing_set_ = false;

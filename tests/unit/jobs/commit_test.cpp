@@ -305,6 +305,138 @@ TEST_F(CommitTest, IntoAReadOnlyBase_IsRefusedWithErofsAndNamesTheNode) {
   EXPECT_NE(e.message.find("'base'"), std::string::npos) << e.message;
   EXPECT_TRUE(node("base")->claims().empty()) << "a refused job leaves no claim";
   EXPECT_TRUE(plane_->jobs().list().empty()) << "a refused job is not listed";
+  EXPECT_TRUE(log_contains("refused (EROFS)")) << log_text();
+  EXPECT_EQ(node("base")->read_only_cause(), ReadOnlyCause::User);
+}
+
+// ---- chains opened from image headers (--image): backing layers read-only until a job needs
+// them writable (docs/jobs.md, "Read-only layers").
+
+TEST_F(CommitTest, OnAnImageChain_Intermediate_ReopensBaseForTheJobAndReadOnlyAfter) {
+  make_chain();
+  const std::vector<std::byte> expected_top = dir_.raw_view("top");
+  const std::vector<std::byte> expected_mid = dir_.raw_view("mid");
+  open_image("top");
+  EXPECT_EQ(node("base")->read_only_cause(), ReadOnlyCause::Backing);
+
+  const std::string id = start("commit", "mid base=base");
+  expect_completed(id);
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "base"}));
+  EXPECT_FALSE(listed("mid"));
+  EXPECT_EQ(node("base")->read_only_cause(), ReadOnlyCause::Backing)
+      << "base is a backing layer again: read-only";
+  EXPECT_FALSE(node("base")->capabilities().writable);
+  EXPECT_FALSE(node("base.file")->capabilities().writable);
+  EXPECT_EQ(node("base")->read_write_holds(), 0);
+  EXPECT_TRUE(same_bytes(read_node("base"), expected_mid));
+  EXPECT_TRUE(same_bytes(read_node("top"), expected_top));
+  close_graph();
+  EXPECT_EQ(dir_.chain_files("top"), (std::vector<std::string>{"top.qcow2", "base.qcow2"}));
+  expect_image_reads("top", expected_top);
+  expect_image_reads("base", expected_mid);
+}
+
+// base <- mid <- mid2 <- top: committing mid rewrites mid2's header, and mid2 is a read-only
+// backing layer too; the job reopens it for its end and puts it back.
+TEST_F(CommitTest, OnAnImageChain_TheLayerAboveNodeIsReopenedForItsHeaderAndReadOnlyAfter) {
+  dir_.create("base", kSize);
+  dir_.io("base", {"write -P 0x11 0 4M"});
+  dir_.create("mid", kSize, "base");
+  dir_.io("mid", {"write -P 0x21 1M 2M", "write -z 3M 64k"});
+  dir_.create("mid2", kSize, "mid");
+  dir_.io("mid2", {"write -P 0x31 2M 64k"});
+  dir_.create("top", kSize, "mid2");
+  const std::vector<std::byte> expected_top = dir_.raw_view("top");
+  const std::vector<std::byte> expected_mid = dir_.raw_view("mid");
+  open_image("top");
+
+  const std::string id = start("commit", "mid base=base");
+  expect_completed(id);
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "mid2", "base"}));
+  for (const char* name : {"mid2", "base"}) {
+    EXPECT_EQ(node(name)->read_only_cause(), ReadOnlyCause::Backing) << name;
+    EXPECT_FALSE(node(name)->capabilities().writable) << name;
+  }
+  EXPECT_TRUE(same_bytes(read_node("top"), expected_top));
+  close_graph();
+  EXPECT_EQ(dir_.backing_file("mid2"), "base.qcow2");
+  EXPECT_EQ(dir_.chain_files("top"),
+            (std::vector<std::string>{"top.qcow2", "mid2.qcow2", "base.qcow2"}));
+  expect_image_reads("top", expected_top);
+  expect_image_reads("base", expected_mid);
+}
+
+TEST_F(CommitTest, OnAnImageChain_ActiveCommit_BaseStaysWritableAsTheNewActiveLayer) {
+  make_chain();
+  open_image("top");
+  GuestWriters writers(node("top"), read_node("top"));
+  writers.wait_writes(10);
+  const std::string id = start("commit", "top");
+  EXPECT_EQ(plane_->jobs().info(id)->type, "active-commit");
+  wait_state(id, JobState::Ready);
+  writers.wait_writes(writers.writes() + 20);
+  writers.stop();
+  EXPECT_TRUE(writers.errors().empty());
+  run("job", "complete " + id);
+  expect_completed(id);
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"base"}));
+  EXPECT_EQ(node("base")->read_only_cause(), ReadOnlyCause::None);
+  EXPECT_TRUE(node("base")->capabilities().writable);
+  EXPECT_TRUE(graph_->check_writable(*node("base")).ok()) << "the active layer takes writers";
+  EXPECT_TRUE(same_bytes(read_node("base"), writers.expected()));
+  close_graph();
+  EXPECT_EQ(dir_.backing_file("base"), "");
+  expect_image_reads("base", writers.expected());
+}
+
+TEST_F(CommitTest, OnAnImageChain_Cancel_PutsBaseBackToReadOnly) {
+  make_chain();
+  const std::vector<std::byte> expected_top = dir_.raw_view("top");
+  open_image("top");
+  const std::string id = start("commit", "mid base=base auto-finalize=off");
+  wait_state(id, JobState::Pending);
+  EXPECT_TRUE(node("base")->capabilities().writable) << "read-write while the job runs";
+  run("job", "cancel " + id);
+  EXPECT_EQ(wait_concluded(id).error, std::optional<std::string>("job cancelled"));
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "mid", "base"}));
+  EXPECT_EQ(node("base")->read_only_cause(), ReadOnlyCause::Backing);
+  EXPECT_FALSE(node("base")->capabilities().writable);
+  EXPECT_TRUE(same_bytes(read_node("top"), expected_top));
+  close_graph();
+  EXPECT_EQ(dir_.backing_file("top"), "mid.qcow2");
+  EXPECT_EQ(dir_.sh("qemu-img check -q base.qcow2"), 0);
+}
+
+// Two overlays on one base (the graph shares the base node): the base may not change under the
+// other chain, so the commit is refused by the permissions, and base stays read-only.
+TEST_F(CommitTest, OnImageChainsSharingTheirBase_CommitIntoItIsRefusedAndBaseStaysReadOnly) {
+  make_chain();
+  dir_.create("other", kSize, "base");
+  open_image("top");
+  open_image("other", "vm2");
+  ASSERT_EQ(node("base")->parent_count(), 2u);
+  const Error e = refused("commit", "mid base=base");
+  EXPECT_EQ(e.code, Errc::Access) << e.message;
+  EXPECT_NE(e.message.find("'other'"), std::string::npos) << e.message;
+  EXPECT_EQ(node("base")->read_only_cause(), ReadOnlyCause::Backing);
+  EXPECT_FALSE(node("base")->capabilities().writable);
+  EXPECT_TRUE(node("base")->claims().empty());
+}
+
+TEST_F(CommitTest, OnAnImageChainTheUserMadeReadOnly_IsRefusedWithErofs) {
+  make_chain();
+  open_graph();
+  ImageSpec spec;
+  spec.path = dir_.file("top.qcow2");
+  spec.chain = "vm";
+  spec.read_only = true;
+  ASSERT_TRUE(graph_->open_image(spec).ok());
+  const Error e = refused("commit", "mid base=base");
+  EXPECT_EQ(e.code, Errc::ReadOnly) << e.message;
+  EXPECT_NE(e.message.find("commit into 'base'"), std::string::npos) << e.message;
+  EXPECT_TRUE(node("base")->claims().empty());
+  EXPECT_FALSE(node("base")->capabilities().writable);
+  EXPECT_TRUE(log_contains("refused (EROFS)")) << log_text();
 }
 
 }  // namespace

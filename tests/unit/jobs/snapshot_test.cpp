@@ -63,6 +63,23 @@ TEST_F(SnapshotTest, OfAMiddleLayer_TheLayerAboveNowBacksOntoTheOverlay) {
   EXPECT_EQ(dir_.backing_file("mid-snap"), "mid.qcow2");
 }
 
+// mid is a read-only backing layer (from top's header): its header must name the overlay, so the
+// transaction reopens it read-write for that and read-only again at its end.
+TEST_F(SnapshotTest, OfTheBottomLayer_TheReadOnlyLayerAboveIsReopenedForItsHeader) {
+  make_chain();
+  EXPECT_EQ(node("mid")->read_only_cause(), ReadOnlyCause::Backing);
+  EXPECT_EQ(run("snapshot", "base " + path("base-snap.qcow2")), "ok");
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "mid", "base-snap", "base"}));
+  EXPECT_EQ(node("mid")->read_only_cause(), ReadOnlyCause::Backing);
+  EXPECT_FALSE(node("mid")->capabilities().writable);
+  EXPECT_TRUE(same_bytes(read_node("top"), expected_));
+  close_graph();
+  EXPECT_EQ(dir_.backing_file("mid"), "base-snap.qcow2");
+  EXPECT_EQ(dir_.sh("qemu-img check -q mid.qcow2"), 0);
+  dir_.write_raw("expected.raw", expected_);
+  EXPECT_EQ(dir_.sh("qemu-img compare -q -f raw -F qcow2 expected.raw top.qcow2"), 0);
+}
+
 TEST_F(SnapshotTest, ModeExisting_TakesTheImageAndRecordsTheBackingInItsHeader) {
   make_chain();
   ASSERT_EQ(dir_.sh("qemu-img create -q -f qcow2 other.qcow2 16M"), 0);
