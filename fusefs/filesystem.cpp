@@ -219,8 +219,12 @@ void Filesystem::getattr(fuse_req_t req, Ino ino, fuse_file_info* fi) {
     auto* handle = reinterpret_cast<FileHandle*>(fi->fh);
     if (handle->kind == FileHandle::Kind::NodeFile) {
       auto& node_handle = *static_cast<NodeFileHandle*>(handle);
-      BlockHandle::Pin pin(node_handle.block);
-      struct stat st = node_attributes(pin.node());
+      struct stat st;
+      {
+        // Ends before the reply: once the kernel has it, RELEASE may free the handle.
+        BlockHandle::Pin pin(node_handle.block);
+        st = node_attributes(pin.node());
+      }
       // A handle moved by a graph change answers for the node it writes now, under the inode the
       // kernel knows it by.
       st.st_ino = make_ino(InodeKind::Node, node_handle.inode_node);

@@ -17,6 +17,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "fusefs/filesystem.h"
 
@@ -77,45 +78,64 @@ void Filesystem::open_node(fuse_req_t req, Ino ino, fuse_file_info* fi) {
   }
 }
 
+// The node handlers below pin the handle's node (BlockHandle::Pin: it stays alive even if a graph
+// change moves the handle) and end the pin *before* replying: once the kernel has the reply, the
+// file may be closed and RELEASE may free the handle (and its pin's counter) on another worker.
+
 void Filesystem::read_node(fuse_req_t req, NodeFileHandle& h, size_t size, off_t off) {
-  // The pin keeps the node alive while we look at it, even if a graph change moves the handle.
-  BlockHandle::Pin pin(h.block);
-  uint64_t length = pin.node().size();
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
-  uint64_t offset = static_cast<uint64_t>(off);
-  if (offset >= length || size == 0) return (void)fuse_reply_buf(req, nullptr, 0);
-  size_t count = static_cast<size_t>(std::min<uint64_t>(size, length - offset));
-  std::span<std::byte> buf = t_read_buffer.get(count);
-  if (auto r = h.block.read(offset, buf, &pin); !r)
-    return reply_error(req, r.error(), "read", make_ino(InodeKind::Node, h.inode_node));
-  Node& node = pin.node();  // where the read went
-  graph_.log().trace("read node '{}' offset {} length {}", node.name(), offset, count);
-  if (node.id() != h.inode_node) invalidate_moved(h, node, offset, count, /*wrote=*/false);
+  const uint64_t offset = static_cast<uint64_t>(off);
+  size_t count = 0;
+  std::span<std::byte> buf;
+  Result<void> read;
+  {
+    BlockHandle::Pin pin(h.block);
+    const uint64_t length = pin.node().size();
+    if (offset < length && size > 0) {
+      count = static_cast<size_t>(std::min<uint64_t>(size, length - offset));
+      buf = t_read_buffer.get(count);
+      read = h.block.read(offset, buf, &pin);
+      Node& node = pin.node();  // where the read went
+      graph_.log().trace("read node '{}' offset {} length {}", node.name(), offset, count);
+      if (read.ok() && node.id() != h.inode_node)
+        invalidate_moved(h, node, offset, count, /*wrote=*/false);
+    }
+  }
+  if (!read) return reply_error(req, read.error(), "read", make_ino(InodeKind::Node, h.inode_node));
+  if (count == 0) return (void)fuse_reply_buf(req, nullptr, 0);
   fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), count);
 }
 
 void Filesystem::write_node(fuse_req_t req, NodeFileHandle& h, const char* buf, size_t size,
                             off_t off) {
   if (!h.block.writable()) return (void)fuse_reply_err(req, EBADF);
-  BlockHandle::Pin pin(h.block);  // see read_node
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
   if (size == 0) return (void)fuse_reply_write(req, 0);
-  uint64_t offset = static_cast<uint64_t>(off);
-  uint64_t length = pin.node().size();
-  if (offset >= length) {
-    graph_.log().debug("write to node '{}' at {} refused: past its end ({})", pin.node().name(),
-                       offset, length);
-    return (void)fuse_reply_err(req, ENOSPC);
+  const uint64_t offset = static_cast<uint64_t>(off);
+  size_t count = 0;
+  Result<void> written = make_error(Errc::NoSpace, "past the end");
+  {
+    BlockHandle::Pin pin(h.block);
+    const uint64_t length = pin.node().size();
+    if (offset >= length) {
+      graph_.log().debug("write to node '{}' at {} refused: past its end ({})", pin.node().name(),
+                         offset, length);
+    } else {
+      count = static_cast<size_t>(std::min<uint64_t>(size, length - offset));
+      auto data = std::span(reinterpret_cast<const std::byte*>(buf), count);
+      written = h.block.write(offset, data, &pin);
+      Node& node = pin.node();  // where the write went
+      graph_.log().trace("write node '{}' offset {} length {}", node.name(), offset, count);
+      if (written.ok()) {
+        h.dirty.store(true);
+        if (invalidate_below(node) || node.id() != h.inode_node)
+          invalidate_moved(h, node, offset, count, /*wrote=*/true);
+      }
+    }
   }
-  size_t count = static_cast<size_t>(std::min<uint64_t>(size, length - offset));
-  auto data = std::span(reinterpret_cast<const std::byte*>(buf), count);
-  if (auto r = h.block.write(offset, data, &pin); !r)
-    return reply_error(req, r.error(), "write", make_ino(InodeKind::Node, h.inode_node));
-  Node& node = pin.node();  // where the write went
-  graph_.log().trace("write node '{}' offset {} length {}", node.name(), offset, count);
-  h.dirty.store(true);
-  if (invalidate_below(node) || node.id() != h.inode_node)
-    invalidate_moved(h, node, offset, count, /*wrote=*/true);
+  if (count == 0) return (void)fuse_reply_err(req, ENOSPC);
+  if (!written)
+    return reply_error(req, written.error(), "write", make_ino(InodeKind::Node, h.inode_node));
   fuse_reply_write(req, count);
 }
 
@@ -218,33 +238,41 @@ void Filesystem::fallocate(fuse_req_t req, Ino ino, int mode, off_t offset, off_
   auto& h = *static_cast<NodeFileHandle*>(handle);
   if (!h.block.writable()) return (void)fuse_reply_err(req, EBADF);
   if (offset < 0 || length <= 0) return (void)fuse_reply_err(req, EINVAL);
-  BlockHandle::Pin pin(h.block);  // see read_node
-  Node& node = pin.node();
-  uint64_t start = static_cast<uint64_t>(offset);
-  uint64_t end = start + static_cast<uint64_t>(length);
-  uint64_t size = node.size();
+  const uint64_t start = static_cast<uint64_t>(offset);
+  const uint64_t end = start + static_cast<uint64_t>(length);
   const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
   const int op = mode & ~FALLOC_FL_KEEP_SIZE;
 
+  int refused = 0;  // an errno without a graph error
   Result<void> result;
-  if (op == FALLOC_FL_PUNCH_HOLE && keep_size) {
-    if (start < size) result = h.block.discard(start, std::min(end, size) - start, &pin);
-  } else if (op == FALLOC_FL_ZERO_RANGE) {
-    if (end > size && !keep_size) {
-      // Grows the node first; the whole range, old tail included, then reads as zeros.
-      if (!node.capabilities().truncate_grow) return (void)fuse_reply_err(req, EOPNOTSUPP);
-      result = h.block.truncate(end, &pin);
-      size = end;
+  {
+    BlockHandle::Pin pin(h.block);  // ends before the reply (see read_node)
+    uint64_t size = pin.node().size();
+    if (op == FALLOC_FL_PUNCH_HOLE && keep_size) {
+      if (start < size) result = h.block.discard(start, std::min(end, size) - start, &pin);
+    } else if (op == FALLOC_FL_ZERO_RANGE) {
+      if (end > size && !keep_size) {
+        // Grows the node first; the whole range, old tail included, then reads as zeros.
+        if (!pin.node().capabilities().truncate_grow) {
+          refused = EOPNOTSUPP;
+        } else {
+          result = h.block.truncate(end, &pin);
+          size = end;
+        }
+      }
+      if (!refused && result.ok() && start < size)
+        result = h.block.write_zeroes(start, std::min(end, size) - start, &pin);
+    } else {
+      refused = EOPNOTSUPP;
     }
-    if (result.ok() && start < size)
-      result = h.block.write_zeroes(start, std::min(end, size) - start, &pin);
-  } else {
-    return (void)fuse_reply_err(req, EOPNOTSUPP);
+    if (!refused && result.ok()) {
+      h.dirty.store(true);
+      if (invalidate_below(pin.node()) || pin.node().id() != h.inode_node)
+        invalidate_moved(h, pin.node(), start, end - start, /*wrote=*/true);
+    }
   }
+  if (refused) return (void)fuse_reply_err(req, refused);
   if (!result) return reply_error(req, result.error(), "fallocate", ino);
-  h.dirty.store(true);
-  if (invalidate_below(pin.node()) || pin.node().id() != h.inode_node)
-    invalidate_moved(h, pin.node(), start, end - start, /*wrote=*/true);
   fuse_reply_err(req, 0);
 }
 
@@ -253,21 +281,42 @@ void Filesystem::lseek(fuse_req_t req, Ino ino, off_t off, int whence, fuse_file
   if (handle->kind != FileHandle::Kind::NodeFile) return (void)fuse_reply_err(req, EINVAL);
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return (void)fuse_reply_err(req, EINVAL);
   BlockHandle& block = static_cast<NodeFileHandle*>(handle)->block;
-  BlockHandle::Pin pin(block);  // see read_node
-  uint64_t size = pin.node().size();
-  if (off < 0 || static_cast<uint64_t>(off) >= size) return (void)fuse_reply_err(req, ENXIO);
-  uint64_t pos = static_cast<uint64_t>(off);
-  while (pos < size) {
-    // Each step is one request on the node, so a graph change between steps is waited for.
-    auto status = block.chain_block_status(pos, size - pos, &pin);
-    if (!status) return reply_error(req, status.error(), "lseek", ino);
-    bool data = status->kind == Alloc::Data;
-    if (data == (whence == SEEK_DATA)) return (void)fuse_reply_lseek(req, static_cast<off_t>(pos));
-    pos += std::max<uint64_t>(status->length, 1);
+  int refused = 0;
+  std::optional<Error> failed;
+  off_t answer = 0;
+  {
+    BlockHandle::Pin pin(block);  // ends before the reply (see read_node)
+    const uint64_t size = pin.node().size();
+    if (off < 0 || static_cast<uint64_t>(off) >= size) {
+      refused = ENXIO;
+    } else {
+      uint64_t pos = static_cast<uint64_t>(off);
+      bool found = false;
+      while (pos < size) {
+        // Each step is one request on the node, so a graph change between steps is waited for.
+        auto status = block.chain_block_status(pos, size - pos, &pin);
+        if (!status) {
+          failed = status.error();
+          break;
+        }
+        if ((status->kind == Alloc::Data) == (whence == SEEK_DATA)) {
+          found = true;
+          break;
+        }
+        pos += std::max<uint64_t>(status->length, 1);
+      }
+      // Past the last data there is no more data; the end of the file counts as a hole.
+      if (found)
+        answer = static_cast<off_t>(pos);
+      else if (whence == SEEK_DATA)
+        refused = ENXIO;
+      else
+        answer = static_cast<off_t>(size);
+    }
   }
-  // Past the last data there is no more data; the end of the file counts as a hole.
-  if (whence == SEEK_DATA) return (void)fuse_reply_err(req, ENXIO);
-  fuse_reply_lseek(req, static_cast<off_t>(size));
+  if (failed) return reply_error(req, *failed, "lseek", ino);
+  if (refused) return (void)fuse_reply_err(req, refused);
+  fuse_reply_lseek(req, answer);
 }
 
 }  // namespace chainfs::fusefs
