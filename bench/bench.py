@@ -70,11 +70,18 @@ def make_chain(d, size_mib):
     return os.path.join(d, "top.qcow2")
 
 
-def copy_chain(src, dst):
+def copy_chain(src, dst, only_top=False):
+    """A private copy of the chain; with only_top, base and mid are hard links to the golden
+    files (opened read-only by both systems), so a write workload copies ~10% of the data."""
     shutil.rmtree(dst, ignore_errors=True)
     os.makedirs(dst)
     for name in ("base", "mid", "top"):
-        shutil.copyfile(os.path.join(src, f"{name}.qcow2"), os.path.join(dst, f"{name}.qcow2"))
+        a, b = os.path.join(src, f"{name}.qcow2"), os.path.join(dst, f"{name}.qcow2")
+        if only_top and name != "top":
+            os.link(a, b)
+        else:
+            shutil.copyfile(a, b)
+    os.sync()  # the copy's writeback must not run during the measurement
 
 
 # ---- the servers -------------------------------------------------------------------------------
@@ -87,10 +94,12 @@ nodes:
     driver: qcow2
     file: base.qcow2
     backing: ~
+    read-only: {ro}
   - name: mid
     driver: qcow2
     file: mid.qcow2
     backing: base
+    read-only: {ro}
   - name: top
     driver: qcow2
     file: top.qcow2
@@ -107,13 +116,13 @@ JOB_LINES = {"stream": ("stream", "top"), "commit": ("commit", "mid base=base"),
 class Chainfs:
     label = "chainfs"
 
-    def __init__(self, binary, d):
+    def __init__(self, binary, d, backing_ro=False):
         self.binary, self.d = binary, d
         self.mnt = os.path.join(d, "mnt")
         os.makedirs(self.mnt, exist_ok=True)
         config = os.path.join(d, "chain.yaml")
         with open(config, "w") as f:
-            f.write(CHAINFS_CONFIG)
+            f.write(CHAINFS_CONFIG.format(ro="true" if backing_ro else "false"))
         sh(binary, "mount", self.mnt, "--config", config)
         self.target = os.path.join(self.mnt, "nodes", "top")
 
@@ -152,16 +161,18 @@ class Chainfs:
 class Qsd:
     label = "qsd"
 
-    def __init__(self, d, export=True, writable=True):
+    def __init__(self, d, export=True, writable=True, backing_ro=False):
         self.d = d
         self.sock = os.path.join(d, "qmp.sock")
         self.target = os.path.join(d, "export")
         args = ["qemu-storage-daemon"]
         for name, backing in (("base", None), ("mid", "base"), ("top", "mid")):
+            ro = backing_ro and name != "top"
             args += ["--blockdev", json.dumps({"driver": "file", "filename": f"{d}/{name}.qcow2",
-                                               "node-name": f"{name}-file"})]
+                                               "node-name": f"{name}-file", "read-only": ro})]
             args += ["--blockdev", json.dumps({"driver": "qcow2", "file": f"{name}-file",
-                                               "node-name": name, "backing": backing})]
+                                               "node-name": name, "backing": backing,
+                                               "read-only": ro})]
         if export:
             open(self.target, "a").close()
             args += ["--export", f"type=fuse,id=exp,node-name=top,mountpoint={self.target},"
@@ -323,8 +334,9 @@ class Table:
         print(f"\nchainfs vs qemu-storage-daemon FUSE export — {args.size_mib} MiB 3-layer qcow2 "
               f"chain, {args.repeat} runs (reads {args.runtime}s each), medians; "
               f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end")
+        before = any(r[1].get("before") for r in self.rows)
         print(f"{'workload':<38} {'chainfs':>10} {'qsd':>10} {'ratio':>7} {'target':>7} "
-              f"{'':>6} {'fuse-null':>10}")
+              f"{'':>6} {'fuse-null':>10}" + (f" {'before':>10}" if before else ""))
         for label, results, metric, target, notes in self.rows:
             a, b = median(results.get("chainfs", [])), median(results.get("qsd", []))
             ceiling = median(results.get("fuse-null", []))
@@ -344,12 +356,14 @@ class Table:
                     verdict = "met" if ratio >= target else "MISSED"
             sa = notes.get("chainfs") or fmt(a, metric)
             sb = notes.get("qsd") or fmt(b, metric)
+            prev = median(results.get("before", []))
             print(f"{label:<38} {sa:>10} {sb:>10} {ratio_s:>7} {target_s:>7} {verdict:>6} "
-                  f"{fmt(ceiling, metric) if ceiling else '':>10}")
-        print("\nper-run values (chainfs | qsd):")
+                  f"{fmt(ceiling, metric) if ceiling else '':>10}" +
+                  (f" {fmt(prev, metric) if prev else '':>10}" if before else ""))
+        print("\nper-run values (chainfs | qsd" + (" | before):" if before else "):"))
         for label, results, metric, _, notes in self.rows:
             runs = " | ".join(", ".join(fmt(v, metric) for v in results.get(k, [])) or "-"
-                              for k in ("chainfs", "qsd"))
+                              for k in ("chainfs", "qsd") + (("before",) if before else ()))
             print(f"  {label:<38} {runs}")
         for label, _, _, _, notes in self.rows:
             for kind, note in notes.items():
@@ -360,10 +374,13 @@ class Table:
 # ---- main --------------------------------------------------------------------------------------
 
 def run_server(kind, args, d):
+    """A server for the fio workloads: backing layers read-only, as a VM's would be."""
     if kind == "chainfs":
-        return Chainfs(args.binary, d)
+        return Chainfs(args.binary, d, backing_ro=True)
+    if kind == "before":
+        return Chainfs(args.baseline_binary, d, backing_ro=True)
     if kind == "qsd":
-        return Qsd(d)
+        return Qsd(d, backing_ro=True)
     return NullFuse(d)
 
 
@@ -378,10 +395,14 @@ def main():
     ap.add_argument("--idle-seconds", type=float, default=1.5,
                     help="guest reads measured before a job starts (the idle baseline)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "chainfs"))
+    ap.add_argument("--baseline-binary", default=None,
+                    help="another chainfs build, run as system 'before' in the fio workloads")
     ap.add_argument("--workdir", default=None, help="keep the golden chain here between runs")
     ap.add_argument("--only", default="",
                     help="comma list of workload keys, 'buffered', 'jobs', 'guest-jobs'")
     ap.add_argument("--no-buffered", action="store_true")
+    ap.add_argument("--systems", default="chainfs,qsd,fuse-null",
+                    help="comma list of the systems to run (a subset for quick comparisons)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 256 MiB chain, 1 run, 2 s reads, 2000 writes")
     args = ap.parse_args()
@@ -396,29 +417,32 @@ def main():
         log(f"building the chain in {golden} ({args.size_mib} MiB)")
         make_chain(golden, args.size_mib)
     only = set(filter(None, args.only.split(",")))
+    systems = [k for k in ("chainfs", "qsd", "fuse-null") if k in args.systems.split(",")]
+    if args.baseline_binary:
+        systems.insert(1, "before")
     size = f"{args.size_mib}M"
     table = Table()
     t_start = time.monotonic()
 
     # Reads share one copy per system (reads do not change it); writes get a fresh copy per run.
     readers = {}
-    for kind in ("chainfs", "qsd"):
+    for kind in [k for k in systems if k != "fuse-null"]:
         readers[kind] = os.path.join(work, f"read-{kind}")
-        copy_chain(golden, readers[kind])
+        copy_chain(golden, readers[kind], only_top=True)
 
     def measure(workloads, direct):
         for key, label, rw, bs, qd, nj, metric, how, fresh, target in workloads:
             if only and key not in only and not (not direct and "buffered" in only):
                 continue
-            results = {"chainfs": [], "qsd": [], "fuse-null": []}
+            results = {k: [] for k in systems}
             for _ in range(args.repeat):
-                for kind in ("chainfs", "qsd", "fuse-null"):
+                for kind in systems:
                     d = os.path.join(work, f"run-{kind}")
                     if kind == "fuse-null":
                         shutil.rmtree(d, ignore_errors=True)
                         os.makedirs(d)
                     elif fresh:
-                        copy_chain(golden, d)
+                        copy_chain(golden, d, only_top=True)
                     else:
                         d = readers[kind]
                     server = None
@@ -443,7 +467,7 @@ def main():
         for job in ("stream", "commit", "active-commit"):
             times = {"chainfs": [], "qsd": []}
             for _ in range(args.repeat):
-                for kind in ("chainfs", "qsd"):
+                for kind in [k for k in systems if k in ("chainfs", "qsd")]:
                     d = os.path.join(work, f"job-{kind}")
                     copy_chain(golden, d)
                     server = None
@@ -465,7 +489,7 @@ def main():
             shares = {"chainfs": [], "qsd": []}
             notes = {}
             for _ in range(args.repeat):
-                for kind in ("chainfs", "qsd"):
+                for kind in [k for k in systems if k in ("chainfs", "qsd")]:
                     d = os.path.join(work, f"guest-{kind}")
                     copy_chain(golden, d)
                     server = None
@@ -489,7 +513,8 @@ def main():
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
     else:
-        for name in ("read-chainfs", "read-qsd", "run-chainfs", "run-qsd", "run-fuse-null",
+        for name in ("read-chainfs", "read-qsd", "read-before", "run-chainfs", "run-qsd",
+                     "run-before", "run-fuse-null",
                      "job-chainfs", "job-qsd", "guest-chainfs", "guest-qsd"):
             shutil.rmtree(os.path.join(work, name), ignore_errors=True)
 
