@@ -5,38 +5,12 @@
 #include <fmt/format.h>
 
 #include "blockcore/jobs/rate.h"
+#include "blockcore/util/quote.h"
 
 namespace chainfs::fusefs {
 
 std::string json_quote(std::string_view text) {
-  std::string out = "\"";
-  for (char ch : text) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f)
-          out += fmt::format("\\u{:04x}", c);
-        else
-          out += ch;
-    }
-  }
-  out += '"';
-  return out;
+  return double_quoted(text);
 }
 
 std::string human_size(uint64_t bytes) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test:
 #   1. Debug + ASan/UBSan build: all unit and integration tests (ctest);
-#   2. ThreadSanitizer build: the concurrency-heavy unit tests (graph, io);
+#   2. ThreadSanitizer build: the concurrency-heavy unit tests (graph, io, jobs);
 #   3. the qcow2 parser fuzzer for a bounded time on its seed corpus (clang, libFuzzer).
 # Usage: scripts/test.sh [--quick]   (--quick: the ASan stage only)
 set -euo pipefail
@@ -18,11 +18,10 @@ stage "tests (ASan/UBSan)"
 
 [ "${1:-}" = "--quick" ] && exit 0
 
-stage "ThreadSanitizer build (graph, io)"
+stage "ThreadSanitizer build (graph, io, jobs)"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCHAINFS_SANITIZE=thread >/dev/null
 tsan_targets=()
-# jobs joins this stage once its copy-on-read window tests are settled under TSan (issue 5).
-for area in graph io; do
+for area in graph io jobs; do
   [ -d "tests/unit/$area" ] && tsan_targets+=("unit_$area")
 done
 if ((${#tsan_targets[@]})); then

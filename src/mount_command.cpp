@@ -9,6 +9,7 @@
 // Shutdown: run() returns on unmount (fusermount3 -u, umount) or SIGINT/SIGTERM/SIGHUP; then
 // the FuseMount drops its handles and the Graph is dropped, so every node flushes and closes.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,6 +85,16 @@ void detach_std_fds() {
   if (null_fd > STDERR_FILENO) ::close(null_fd);
 }
 
+// Every layer of every chain holds one host file open (and FUSE, io_uring and clone_fd take a few
+// more), so a deep chain meets the default soft limit of 1024 descriptors: raise it to the hard
+// limit, as servers of many files do.
+void raise_open_file_limit() {
+  struct rlimit limit {};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+}
+
 // Opens the graph, mounts and serves. `pipe` is null in the foreground.
 int serve(const MountSettings& settings, ReadyPipe* pipe) {
   Logging logging = make_logging(settings.log_level);
@@ -98,6 +109,7 @@ int serve(const MountSettings& settings, ReadyPipe* pipe) {
     return kExitFailed;
   };
 
+  raise_open_file_limit();
   GraphOptions graph_options;
   graph_options.logger = logging.logger;
   graph_options.read_only = settings.read_only;

@@ -3,6 +3,8 @@
 // graph_claims.cpp, BlockHandle in block_handle.cpp.
 #include "blockcore/graph/graph.h"
 
+#include <sys/stat.h>
+
 #include <spdlog/sinks/null_sink.h>
 
 #include <algorithm>
@@ -243,6 +245,21 @@ bool Graph::is_listed_locked(const Node& node) const {
   for (const auto& [name, held] : user_held_)
     if (held.get() == &node) return true;
   return false;
+}
+
+NodeRef Graph::node_with_file(const std::string& path) const {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  const std::pair<uint64_t, uint64_t> id{st.st_dev, st.st_ino};
+  std::lock_guard lock(topology_mutex_);
+  for (const auto& [node_id, node] : registry_) {
+    if (node->file_id_ != id) continue;
+    for (const Child* edge : node->parent_edges_)
+      if (edge->role == ChildRole::File)
+        if (NodeRef format = try_ref(edge->parent)) return format;
+    if (NodeRef protocol = try_ref(node)) return protocol;
+  }
+  return {};
 }
 
 bool Graph::is_listed(const Node& node) const {

@@ -151,6 +151,10 @@ class Graph {
   // All listed nodes, pinned, sorted by name.
   std::vector<NodeRef> listed_nodes() const;
   bool is_listed(const Node& node) const;
+  // The node that already has the host file at `path` open (same st_dev/st_ino, however the path
+  // is spelled): the format node over it, or the protocol node itself when it has no format
+  // parent. Null when no live node has it open.
+  NodeRef node_with_file(const std::string& path) const;
   // A name not used by any live node: `stem`, else `stem-2`, `stem-3`, ...
   std::string unique_name(const std::string& stem) const;
   // Whether a new writer may open the node: not read-only (node, mount), the driver writes, no

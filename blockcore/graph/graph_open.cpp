@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <set>
 
+#include <sys/stat.h>
+
 #include "blockcore/graph/graph.h"
 
 namespace chainfs {
@@ -13,6 +15,10 @@ namespace fs = std::filesystem;
 
 Result<NodeRef> Graph::open_protocol(const std::string& name, const std::string& path,
                                      bool read_only) {
+  // Two drivers over one image would each cache and allocate on their own: corruption once
+  // either writes. Header-found backing layers share the node instead (open_image_chain).
+  if (NodeRef other = node_with_file(path))
+    return make_error(Errc::Busy, "'{}' is already open as node '{}'", path, other->name());
   auto driver = make_driver("file");
   if (!driver) return make_error(Errc::Unsupported, "no file driver");
   CHAINFS_ASSIGN_OR_RETURN(NodeRef node, create_node(name, path, std::move(driver)));
@@ -22,6 +28,10 @@ Result<NodeRef> Graph::open_protocol(const std::string& name, const std::string&
   CHAINFS_TRY(node->driver().open(*node, params));
   node->opened_ = true;
   node->set_read_only(params.read_only);
+  if (struct stat st{}; ::stat(path.c_str(), &st) == 0) {
+    std::lock_guard lock(topology_mutex_);
+    node->file_id_.emplace(st.st_dev, st.st_ino);
+  }
   return node;
 }
 
@@ -68,6 +78,7 @@ Result<NodeRef> Graph::open_image_chain(const std::string& path, const std::stri
   std::string current_format = format;
   std::string name = name_hint.empty() ? file_stem(path) : name_hint;
   bool layer_read_only = read_only;
+  bool shares_bottom = false;  // the last layer is a node the graph already had
   for (;;) {
     std::error_code ec;
     fs::path canonical = fs::canonical(current, ec);
@@ -79,6 +90,21 @@ Result<NodeRef> Graph::open_image_chain(const std::string& path, const std::stri
     if (!seen.insert(canonical.string()).second)
       return make_error(Errc::Invalid, "backing loop: '{}' appears twice in the chain of '{}'",
                         current, path);
+    if (NodeRef open = node_with_file(canonical.string())) {
+      // A backing image some other chain already reads (two overlays on one base): share its
+      // node, so that the graph sees both users of it, as QEMU's node graph would.
+      if (layers.empty())
+        return make_error(Errc::Busy, "image '{}' is already open as node '{}'", current,
+                          open->name());
+      if (!open->read_only() || open->is_protocol() ||
+          (!current_format.empty() && open->driver_name() != current_format))
+        return make_error(Errc::Busy, "'{}' (backing of '{}') is already open as node '{}'{}",
+                          current, layers.back()->name(), open->name(),
+                          open->read_only() ? "" : ", writable");
+      layers.push_back(std::move(open));
+      shares_bottom = true;
+      break;
+    }
     std::string node_name = unique_name(name);
     CHAINFS_ASSIGN_OR_RETURN(NodeRef file,
                              open_protocol(node_name + ".file", current, layer_read_only));
@@ -99,7 +125,8 @@ Result<NodeRef> Graph::open_image_chain(const std::string& path, const std::stri
   }
   for (size_t i = layers.size() - 1; i > 0; --i)
     CHAINFS_TRY(attach_child(*layers[i - 1], layers[i], ChildRole::Backing));
-  for (const NodeRef& n : layers) notify({GraphEvent::Kind::NodeAdded, n->name(), n->id()});
+  for (size_t i = 0; i < layers.size() - (shares_bottom ? 1 : 0); ++i)
+    notify({GraphEvent::Kind::NodeAdded, layers[i]->name(), layers[i]->id()});
   return layers.front();
 }
 

@@ -14,8 +14,10 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "blockcore/driver.h"
@@ -159,6 +161,9 @@ class Node {
   Graph* graph_;
   uint64_t id_ = 0;            // set once by Graph::register_node, before anyone else sees the node
   std::string host_filename_;  // protocol nodes (and test nodes): set before registration
+  // The host file's identity (st_dev, st_ino) once a protocol node has opened it, so the graph
+  // never opens one file twice. Guarded by graph_->topology_mutex_.
+  std::optional<std::pair<uint64_t, uint64_t>> file_id_;
   std::string name_;
   std::unique_ptr<Driver> driver_;
   std::atomic<bool> read_only_{false};

@@ -89,7 +89,9 @@ void ControlPlane::on_job_event(const JobEvent& event) {
                             io_status_name(event.io_status), event.message);
         break;
       case JobState::Pending:
-        graph_.log().info("job {}: done, waiting to be finalized", event.id);
+        if (!event.auto_finalize)
+          graph_.log().info("job {}: done; 'job finalize {}' makes its graph change", event.id,
+                            event.id);
         break;
       case JobState::Concluded:
         if (event.message.empty())

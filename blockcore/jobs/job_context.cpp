@@ -74,6 +74,7 @@ void JobContext::transition_locked(JobState to, std::string message) {
   event.from = state_;
   event.to = to;
   event.io_status = io_status_;
+  event.auto_finalize = options_.auto_finalize;
   event.message = std::move(message);
   state_ = to;
   manager_.queue_event(std::move(event));

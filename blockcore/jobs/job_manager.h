@@ -44,6 +44,7 @@ struct JobEvent {
   JobState from = JobState::Created;
   JobState to = JobState::Created;
   IoStatus io_status = IoStatus::Ok;
+  bool auto_finalize = true;  // the job's option: a pending job waits for `finalize` when off
   // Why, where there is a reason: the error for aborting/concluded, the I/O error for a stop.
   std::string message;
 };

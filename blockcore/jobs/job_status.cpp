@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "blockcore/jobs/rate.h"
+#include "blockcore/util/quote.h"
 
 namespace chainfs {
 
@@ -40,34 +41,7 @@ bool needs_quotes(std::string_view text) {
 }  // namespace
 
 std::string yaml_scalar(std::string_view text) {
-  if (!needs_quotes(text)) return std::string(text);
-  std::string out = "\"";
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-          out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-        else
-          out += c;
-    }
-  }
-  out += '"';
-  return out;
+  return needs_quotes(text) ? double_quoted(text) : std::string(text);
 }
 
 std::string render_job_status_yaml(const JobInfo& info) {

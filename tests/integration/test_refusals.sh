@@ -6,6 +6,7 @@ source "$(dirname "$0")/lib.sh" "$@"
 command -v qemu-img >/dev/null || skip "qemu-img is not installed"
 
 truncate -s 4M "$TMP/plain.raw"
+truncate -s 4M "$TMP/spare.raw"
 qemu-img create -q -f qcow2 "$TMP/base.qcow2" 8M
 qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$TMP/top.qcow2"
 cat >"$TMP/graph.yaml" <<EOF
@@ -71,6 +72,9 @@ log_has "control/node 'remove plain': refused (EBUSY)" || fail "no log line for 
 out=$(control node "open $TMP/plain.raw chain=vm\n")
 expect_eq "chain taken" "$out" "EEXIST error EEXIST: chain 'vm' already exists"
 log_has "control/node 'open $TMP/plain.raw chain=vm': refused (EEXIST)" || fail "no log line for EEXIST"
+out=$(control node "open $TMP/plain.raw chain=again\n")
+[[ "$out" == "EBUSY error EBUSY: "*"already open as node 'plain'" ]] || fail "image open twice: $out"
+log_has "control/node 'open $TMP/plain.raw chain=again': refused (EBUSY)" || fail "no log line for an image open twice"
 out=$(control node "open $TMP/none.raw\n")
 [[ "$out" == "ENOENT error ENOENT: "*"none.raw"* ]] || fail "missing image: $out"
 out=$(control node "open\n")
@@ -84,7 +88,7 @@ out=$(control node "open $TMP/plain.raw color=red\n")
 log_has "control/node 'frobnicate x': refused (EINVAL)" || fail "no log line for EINVAL"
 
 step "several lines run in order and stop at the first refusal"
-out=$(control node "open $TMP/plain.raw chain=p1 name=p1\nremove nosuch\nclose p1\n")
+out=$(control node "open $TMP/spare.raw chain=p1 name=p1\nremove nosuch\nclose p1\n")
 expect_eq "stops at the refusal" "$out" "ENOENT error ENOENT: no node 'nosuch'"
 [ -e "$MNT/chains/p1" ] || fail "the line before the refusal did not run"
 expect_eq "close p1" "$(control node "close p1\n")" "OK ok"

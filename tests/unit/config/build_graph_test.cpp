@@ -182,18 +182,37 @@ TEST_F(BuildGraph, Images_OpenTheirChainsFromTheHeaders) {
   raw_image("base.img", 'I');
   overlay("mid.qcow2", "base.img");
   overlay("top.qcow2", "mid.qcow2", "qcow2");
+  overlay("other.qcow2", "mid.qcow2", "qcow2");
   Config config = load(R"(images:
   - {path: top.qcow2, chain: vm, name: disk}
-  - path: mid.qcow2
-    read-only: true
+  - path: other.qcow2
 )");
   Graph graph;
   Result<void> built = build_graph(graph, config);
   ASSERT_TRUE(built.ok()) << built.error().message;
   EXPECT_EQ(layers(graph, "vm"), (std::vector<std::string>{"disk", "mid", "base"}));
-  // The second image's chain is named after its stem; its nodes get fresh names.
-  EXPECT_EQ(layers(graph, "mid"), (std::vector<std::string>{"mid-2", "base-2"}));
+  // The second image's chain is named after its stem and shares the layers both images name.
+  EXPECT_EQ(layers(graph, "other"), (std::vector<std::string>{"other", "mid", "base"}));
   EXPECT_EQ(byte_at(graph, "disk", 0).value(), 'I');
+  EXPECT_EQ(byte_at(graph, "other", 0).value(), 'I');
+}
+
+TEST_F(BuildGraph, ImageAlreadyOpenAsALayer_NamesTheConfigLineAndTheNode) {
+  raw_image("base.img", 'I');
+  overlay("mid.qcow2", "base.img");
+  overlay("top.qcow2", "mid.qcow2", "qcow2");
+  Config config = load(R"(images:
+  - {path: top.qcow2, chain: vm}
+  - path: mid.qcow2
+    read-only: true
+)");
+  Graph graph;
+  Result<void> built = build_graph(graph, config);
+  ASSERT_FALSE(built.ok());
+  EXPECT_EQ(built.error().message.rfind(config_file + ":3: ", 0), 0u) << built.error().message;
+  EXPECT_NE(built.error().message.find("already open as node 'mid'"), std::string::npos)
+      << built.error().message;
+  EXPECT_TRUE(graph.chains().empty()) << "build_graph must undo what it opened";
 }
 
 TEST_F(BuildGraph, CorruptImage_NamesTheConfigLineAndLeavesTheGraphEmpty) {

@@ -100,5 +100,92 @@ TEST(ChainOpen, SameStemInTwoFolders_GetsASuffix) {
   EXPECT_EQ(buf[0], std::byte{0x11}) << "reads fall through to the backing found by header";
 }
 
+TEST(ChainOpen, TwoOverlaysOnOneBase_ShareTheBaseNode) {
+  REQUIRE_QEMU_IMG();
+  TempDir dir;
+  must_run("qemu-img create -q -f qcow2 " + dir.file("base.qcow2") + " 1M");
+  must_run("qemu-io -f qcow2 -c 'write -q -P 0x22 0 64k' " + dir.file("base.qcow2"));
+  must_run("qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 " + dir.file("vm1.qcow2"));
+  must_run("qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 " + dir.file("vm2.qcow2"));
+
+  Graph graph;
+  auto vm1 = graph.open_image({dir.file("vm1.qcow2"), "", "", false});
+  ASSERT_TRUE(vm1.ok()) << vm1.error().message;
+  // The second chain names the base by another spelling of the same file.
+  must_run("ln -s base.qcow2 " + dir.file("alias.qcow2"));
+  must_run("qemu-img rebase -u -b alias.qcow2 -F qcow2 " + dir.file("vm2.qcow2"));
+  auto vm2 = graph.open_image({dir.file("vm2.qcow2"), "", "", false});
+  ASSERT_TRUE(vm2.ok()) << vm2.error().message;
+
+  auto chain1 = graph.chain("vm1");
+  auto chain2 = graph.chain("vm2");
+  ASSERT_TRUE(chain1 && chain2);
+  ASSERT_EQ(chain1->layers.size(), 2u);
+  ASSERT_EQ(chain2->layers.size(), 2u);
+  EXPECT_EQ(chain1->layers[1].get(), chain2->layers[1].get()) << "one node for one image";
+  EXPECT_EQ(chain1->layers[1]->parent_count(), 2u);
+  EXPECT_FALSE(graph.find("base-2").ok()) << "no second node over base.qcow2";
+  EXPECT_EQ(graph.check_writable(*chain1->layers[1]).error().code, Errc::ReadOnly);
+
+  std::vector<std::byte> buf(4096);
+  ASSERT_TRUE((*vm2)->read(0, buf).ok());
+  EXPECT_EQ(buf[0], std::byte{0x22});
+}
+
+TEST(ChainOpen, ImageAlreadyOpen_IsRefusedBusyNamingTheNode) {
+  REQUIRE_QEMU_IMG();
+  TempDir dir;
+  must_run("qemu-img create -q -f qcow2 " + dir.file("base.qcow2") + " 1M");
+  must_run("qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 " + dir.file("top.qcow2"));
+
+  Graph graph;
+  ASSERT_TRUE(graph.open_image({dir.file("top.qcow2"), "", "", false}).ok());
+  // The active layer again, as a chain of its own: two writers over one qcow2 file.
+  auto again = graph.open_image({dir.file("top.qcow2"), "again", "", false});
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, Errc::Busy);
+  EXPECT_NE(again.error().message.find("'top'"), std::string::npos) << again.error().message;
+  // A backing layer named directly as the image of a new chain, and as a config node.
+  auto base = graph.open_image({dir.file("base.qcow2"), "", "", true});
+  ASSERT_FALSE(base.ok());
+  EXPECT_EQ(base.error().code, Errc::Busy);
+  NodeSpec spec;
+  spec.name = "mybase";
+  spec.driver = "qcow2";
+  spec.file = dir.file("base.qcow2");
+  spec.backing = "";
+  auto named = graph.open_named_node(spec);
+  ASSERT_FALSE(named.ok());
+  EXPECT_EQ(named.error().code, Errc::Busy);
+  EXPECT_FALSE(graph.chain("again") || graph.chain("base"));
+  EXPECT_FALSE(graph.find("mybase").ok());
+}
+
+TEST(ChainOpen, BackingThatIsAnotherChainsActiveLayer_IsRefused) {
+  REQUIRE_QEMU_IMG();
+  TempDir dir;
+  must_run("qemu-img create -q -f qcow2 " + dir.file("top.qcow2") + " 1M");
+  must_run("qemu-img create -q -f qcow2 -b top.qcow2 -F qcow2 " + dir.file("over.qcow2"));
+
+  Graph graph;
+  ASSERT_TRUE(graph.open_image({dir.file("top.qcow2"), "", "", false}).ok());
+  auto over = graph.open_image({dir.file("over.qcow2"), "", "", false});
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.error().code, Errc::Busy);
+  EXPECT_NE(over.error().message.find("writable"), std::string::npos) << over.error().message;
+  EXPECT_FALSE(graph.find("over").ok()) << "a refused chain leaves nothing behind";
+}
+
+TEST(ChainOpen, ImageOpenAgainAfterItsChainClosed_Opens) {
+  REQUIRE_QEMU_IMG();
+  TempDir dir;
+  must_run("qemu-img create -q -f qcow2 " + dir.file("disk.qcow2") + " 1M");
+  Graph graph;
+  ASSERT_TRUE(graph.open_image({dir.file("disk.qcow2"), "", "", false}).ok());
+  ASSERT_TRUE(graph.remove_chain("disk").ok());
+  auto again = graph.open_image({dir.file("disk.qcow2"), "", "", false});
+  EXPECT_TRUE(again.ok()) << again.error().message;
+}
+
 }  // namespace
 }  // namespace chainfs::qcow2_test

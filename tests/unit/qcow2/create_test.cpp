@@ -58,7 +58,9 @@ INSTANTIATE_TEST_SUITE_P(
                       CreateCase{"unaligned_size", 12345678, 65536, ""},
                       CreateCase{"backing_relative", 1ull << 30, 65536, "base.qcow2"},
                       CreateCase{"backing_size_from_backing", 0, 65536, "base.qcow2"}),
-    [](const ::testing::TestParamInfo<CreateCase>& info) { return std::string(info.param.name); });
+    [](const ::testing::TestParamInfo<CreateCase>& param) {
+      return std::string(param.param.name);
+    });
 
 TEST(Qcow2Create, RefusesExistingFileAndMissingFolder_LeavesNothing) {
   TempDir dir;

@@ -76,7 +76,9 @@ INSTANTIATE_TEST_SUITE_P(
         ReadVariant{"preallocation_metadata", "-o preallocation=metadata",
                     "-c 'write -P 0x33 100k 200k'"},
         ReadVariant{"lazy_refcounts_clean", "-o lazy_refcounts=on", "-c 'write -P 0x44 3M 300k'"}),
-    [](const ::testing::TestParamInfo<ReadVariant>& info) { return std::string(info.param.name); });
+    [](const ::testing::TestParamInfo<ReadVariant>& param) {
+      return std::string(param.param.name);
+    });
 
 TEST(Qcow2Read, BackingChain_RelativeAndAbsoluteNames_MatchQemuConvert) {
   REQUIRE_QEMU_IMG();

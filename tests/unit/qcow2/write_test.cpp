@@ -128,8 +128,8 @@ INSTANTIATE_TEST_SUITE_P(
         WriteVariant{"preallocated",
                      "qemu-img create -f qcow2 -o preallocation=metadata image.qcow2 8M", 8 << 20,
                      160}),
-    [](const ::testing::TestParamInfo<WriteVariant>& info) {
-      return std::string(info.param.name);
+    [](const ::testing::TestParamInfo<WriteVariant>& param) {
+      return std::string(param.param.name);
     });
 
 TEST(Qcow2Write, QemuIoWritesOnCreatedImage_ReadBackByUs) {
