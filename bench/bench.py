@@ -19,7 +19,8 @@ What each figure measures (the same work on both systems):
   is ready), each on a fresh copy;
 - guest rand read 4k QD16 during a job: IOPS while the job runs at unlimited speed over IOPS of
   the same fio run before the job started (fio's per-100 ms IOPS log, Unix timestamps).
-Systems alternate within every repetition; medians over repetitions, spread in the second table.
+Before every run the chain's files are read once (warm host cache); the order of the systems
+rotates between repetitions; medians over repetitions, every repetition in the second table.
 """
 import argparse
 import json
@@ -82,6 +83,15 @@ def copy_chain(src, dst, only_top=False):
         else:
             shutil.copyfile(a, b)
     os.sync()  # the copy's writeback must not run during the measurement
+
+
+def warm(d):
+    """Reads the chain's files once, so every system starts with the host cache warm (the first
+    system of a repetition would otherwise pay the misses the next one profits from)."""
+    for name in ("base", "mid", "top"):
+        with open(os.path.join(d, f"{name}.qcow2"), "rb", buffering=0) as f:
+            while f.read(8 << 20):
+                pass
 
 
 # ---- the servers -------------------------------------------------------------------------------
@@ -435,8 +445,9 @@ def main():
             if only and key not in only and not (not direct and "buffered" in only):
                 continue
             results = {k: [] for k in systems}
-            for _ in range(args.repeat):
-                for kind in systems:
+            for rep in range(args.repeat):
+                # Rotate the order, so that no system is always first after another's run.
+                for kind in systems[rep % len(systems):] + systems[:rep % len(systems)]:
                     d = os.path.join(work, f"run-{kind}")
                     if kind == "fuse-null":
                         shutil.rmtree(d, ignore_errors=True)
@@ -447,6 +458,8 @@ def main():
                         d = readers[kind]
                     server = None
                     try:
+                        if kind != "fuse-null":
+                            warm(d)
                         server = run_server(kind, args, d)
                         r = fio(server.target, rw, bs, qd, nj, direct, how, args,
                                 "4G" if kind == "fuse-null" and how == "time" else size)
@@ -466,10 +479,12 @@ def main():
     if not only or "jobs" in only:
         for job in ("stream", "commit", "active-commit"):
             times = {"chainfs": [], "qsd": []}
-            for _ in range(args.repeat):
-                for kind in [k for k in systems if k in ("chainfs", "qsd")]:
+            for rep in range(args.repeat):
+                pair = [k for k in systems if k in ("chainfs", "qsd")]
+                for kind in pair[rep % len(pair):] + pair[:rep % len(pair)]:
                     d = os.path.join(work, f"job-{kind}")
                     copy_chain(golden, d)
+                    warm(d)
                     server = None
                     try:
                         server = Chainfs(args.binary, d) if kind == "chainfs" else Qsd(d, export=False)
@@ -488,10 +503,12 @@ def main():
         for job in ("stream", "active-commit"):
             shares = {"chainfs": [], "qsd": []}
             notes = {}
-            for _ in range(args.repeat):
-                for kind in [k for k in systems if k in ("chainfs", "qsd")]:
+            for rep in range(args.repeat):
+                pair = [k for k in systems if k in ("chainfs", "qsd")]
+                for kind in pair[rep % len(pair):] + pair[:rep % len(pair)]:
                     d = os.path.join(work, f"guest-{kind}")
                     copy_chain(golden, d)
+                    warm(d)
                     server = None
                     try:
                         # QSD refuses these jobs while its export is writable: export read-only.
