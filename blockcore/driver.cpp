@@ -30,4 +30,9 @@ Result<void> Driver::set_backing_reference(const std::optional<BackingReference>
                     driver_name());
 }
 
+Result<void> Driver::reopen(bool read_only) {
+  return make_error(Errc::Unsupported, "driver '{}' cannot be reopened {}", driver_name(),
+                    read_only ? "read-only" : "read-write");
+}
+
 }  // namespace chainfs

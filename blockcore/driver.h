@@ -27,13 +27,13 @@ namespace chainfs {
 class Node;
 
 struct Capabilities {
-  bool writable = false;         // accepts write() (the node may still be made read-only)
-  bool discard = false;          // discard() can drop allocation
-  bool write_zeroes = false;     // write_zeroes() is cheaper than writing a zero buffer
-  bool truncate_grow = false;    // truncate() may grow the node
-  bool truncate_shrink = false;  // truncate() may shrink the node safely
-  bool has_backing = false;      // the format can sit on a backing node
-  bool persists_backing = false; // set_backing_reference() records the backing in the image
+  bool writable = false;          // accepts write() (the node may still be made read-only)
+  bool discard = false;           // discard() can drop allocation
+  bool write_zeroes = false;      // write_zeroes() is cheaper than writing a zero buffer
+  bool truncate_grow = false;     // truncate() may grow the node
+  bool truncate_shrink = false;   // truncate() may shrink the node safely
+  bool has_backing = false;       // the format can sit on a backing node
+  bool persists_backing = false;  // set_backing_reference() records the backing in the image
   uint32_t request_alignment = 1;
 };
 
@@ -68,17 +68,17 @@ struct FaultRule {
   enum class Op : uint8_t { Any, Read, Write, Flush, Discard, WriteZeroes } op = Op::Any;
   std::optional<uint64_t> offset;  // the rule matches requests that overlap [offset, offset+length)
   std::optional<uint64_t> length;
-  std::optional<Errc> error;       // error to inject; none = delay only
+  std::optional<Errc> error;  // error to inject; none = delay only
   uint32_t delay_ms = 0;
-  std::optional<uint32_t> count;   // times the rule fires; none = always
+  std::optional<uint32_t> count;  // times the rule fires; none = always
 };
 
 // What a driver's open() needs to know. Options a driver does not use are ignored.
 struct OpenParams {
-  std::string filename;              // protocol drivers: host path
+  std::string filename;  // protocol drivers: host path
   bool read_only = false;
   std::vector<FaultRule> fault_rules;  // fault filter only
-  uint64_t cache_bytes = 0;          // format drivers: metadata cache budget (0 = driver default)
+  uint64_t cache_bytes = 0;            // format drivers: metadata cache budget (0 = driver default)
 };
 
 class Driver {
@@ -123,6 +123,15 @@ class Driver {
   // A short human description of why the driver opened read-only despite being asked for
   // read-write (qcow2 internal snapshots, dirty bit, ...), or empty.
   virtual std::string forced_read_only_reason() const { return {}; }
+
+  // Switches the open driver between read-only and read-write (QEMU's bdrv_reopen); a no-op when
+  // it already is. Only the driver's own state: the graph reopens the node's children itself
+  // (Graph::reopen: a protocol child before its format node for read-write, after it for
+  // read-only). Called inside a drained section of the node, so no request is in flight; queries
+  // that need no request (capabilities(), size()) may run concurrently. Going read-only writes
+  // back everything cached first; on failure the driver stays as it was. capabilities().writable
+  // follows. Default: Unsupported.
+  virtual Result<void> reopen(bool read_only);
 };
 
 using DriverFactory = std::unique_ptr<Driver> (*)();

@@ -218,7 +218,12 @@ void Filesystem::getattr(fuse_req_t req, Ino ino, fuse_file_info* fi) {
   if (fi && fi->fh) {
     auto* handle = reinterpret_cast<FileHandle*>(fi->fh);
     if (handle->kind == FileHandle::Kind::NodeFile) {
-      struct stat st = node_attributes(static_cast<NodeFileHandle*>(handle)->block.node());
+      auto& node_handle = *static_cast<NodeFileHandle*>(handle);
+      BlockHandle::Pin pin(node_handle.block);
+      struct stat st = node_attributes(pin.node());
+      // A handle moved by a graph change answers for the node it writes now, under the inode the
+      // kernel knows it by.
+      st.st_ino = make_ino(InodeKind::Node, node_handle.inode_node);
       fuse_reply_attr(req, &st, kNodeAttrTimeout);
       return;
     }
@@ -345,7 +350,7 @@ void Filesystem::register_handle(fuse_file_info* fi, std::unique_ptr<FileHandle>
   FileHandle* raw = handle.get();
   std::lock_guard lock(handles_mutex_);
   if (raw->kind == FileHandle::Kind::NodeFile)
-    ++node_opens_[static_cast<NodeFileHandle*>(raw)->block.node().id()];
+    ++node_opens_[static_cast<NodeFileHandle*>(raw)->inode_node];
   handles_.emplace(raw, std::move(handle));
   fi->fh = reinterpret_cast<uint64_t>(raw);
 }
@@ -359,7 +364,7 @@ std::unique_ptr<FileHandle> Filesystem::unregister_handle(fuse_file_info* fi) {
   out = std::move(it->second);
   handles_.erase(it);
   if (out->kind == FileHandle::Kind::NodeFile) {
-    uint64_t id = static_cast<NodeFileHandle*>(out.get())->block.node().id();
+    uint64_t id = static_cast<NodeFileHandle*>(out.get())->inode_node;
     if (--node_opens_[id] <= 0) node_opens_.erase(id);
   }
   return out;  // destroyed by the caller outside the lock (may close the node)

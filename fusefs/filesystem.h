@@ -55,10 +55,14 @@ struct FileHandle {
   const Kind kind;
 };
 
-// An open nodes/<node>: the node stays alive (but not listed) while it is open.
+// An open nodes/<node>: the node stays alive (but not listed) while it is open. A writable one
+// follows graph changes (active commit `complete`, snapshot): `block` may then target another node
+// than the one whose inode the kernel opened (`inode_node`); see docs/fusefs.md "Moved handles".
 struct NodeFileHandle : FileHandle {
-  explicit NodeFileHandle(BlockHandle h) : FileHandle(Kind::NodeFile), block(std::move(h)) {}
+  explicit NodeFileHandle(BlockHandle h)
+      : FileHandle(Kind::NodeFile), block(std::move(h)), inode_node(block.node_id()) {}
   BlockHandle block;
+  const uint64_t inode_node;       // id of the node whose file was opened (the kernel's inode)
   std::atomic<bool> dirty{false};  // written since the last flush
 };
 
@@ -154,8 +158,15 @@ class Filesystem {
   void write_node(fuse_req_t req, NodeFileHandle& h, const char* buf, size_t size, off_t off);
   void truncate_node(fuse_req_t req, Ino ino, uint64_t size, fuse_file_info* fi);
   // After a write through `node`: the nodes below it (file and filter children) changed too; the
-  // ones open right now get their cached pages dropped.
-  void invalidate_below(Node& node);
+  // ones open right now get their cached pages dropped. Returns false when no other node file than
+  // one is open (nothing else can be stale).
+  bool invalidate_below(Node& node);
+  // After a request through `h` that went to `target` (the pin's node) touched [offset, +length)
+  // (length 0: all): the page caches that may now hold data of another node than their own, or
+  // miss a change, are dropped there. `wrote`: a write-like request; else a read.
+  // (docs/fusefs.md "Moved handles").
+  void invalidate_moved(const NodeFileHandle& h, const Node& target, uint64_t offset,
+                        uint64_t length, bool wrote);
 
   // ---- control and snapshot files (special_ops.cpp) -----------------------------------------
   void open_special(fuse_req_t req, Ino ino, fuse_file_info* fi);

@@ -106,7 +106,8 @@ void Filesystem::send_invalidation(const Invalidator::Item& item) {
     }
   }
   for (Ino ino : inos) {
-    int rc = fuse_lowlevel_notify_inval_inode(session_, ino, 0, 0);
+    int rc = fuse_lowlevel_notify_inval_inode(session_, ino, static_cast<off_t>(item.offset),
+                                              static_cast<off_t>(item.length));
     if (rc != 0 && rc != -ENOENT)
       graph_.log().debug("invalidating inode {:#x}: {}", ino, strerror(-rc));
   }

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 namespace chainfs::fusefs {
@@ -28,12 +29,16 @@ namespace chainfs::fusefs {
 class Invalidator {
  public:
   // What to invalidate: `ino` alone, or (with_ancestors) the node file `ino` and the node files of
-  // every node above it in the graph (their reads go through it).
+  // every node above it in the graph (their reads go through it); the byte range [offset,
+  // offset + length) of their cached pages, or all of them with length 0.
   struct Item {
     uint64_t ino = 0;
     bool with_ancestors = false;
+    uint64_t offset = 0;
+    uint64_t length = 0;  // 0: the whole file
     friend bool operator<(const Item& a, const Item& b) {
-      return std::pair(a.ino, a.with_ancestors) < std::pair(b.ino, b.with_ancestors);
+      return std::tie(a.ino, a.with_ancestors, a.offset, a.length) <
+             std::tie(b.ino, b.with_ancestors, b.offset, b.length);
     }
   };
   using Sink = std::function<void(const Item&)>;

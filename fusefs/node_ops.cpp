@@ -78,47 +78,52 @@ void Filesystem::open_node(fuse_req_t req, Ino ino, fuse_file_info* fi) {
 }
 
 void Filesystem::read_node(fuse_req_t req, NodeFileHandle& h, size_t size, off_t off) {
-  Node& node = h.block.node();
-  uint64_t length = node.size();
+  // The pin keeps the node alive while we look at it, even if a graph change moves the handle.
+  BlockHandle::Pin pin(h.block);
+  uint64_t length = pin.node().size();
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
   uint64_t offset = static_cast<uint64_t>(off);
   if (offset >= length || size == 0) return (void)fuse_reply_buf(req, nullptr, 0);
   size_t count = static_cast<size_t>(std::min<uint64_t>(size, length - offset));
   std::span<std::byte> buf = t_read_buffer.get(count);
+  if (auto r = h.block.read(offset, buf, &pin); !r)
+    return reply_error(req, r.error(), "read", make_ino(InodeKind::Node, h.inode_node));
+  Node& node = pin.node();  // where the read went
   graph_.log().trace("read node '{}' offset {} length {}", node.name(), offset, count);
-  if (auto r = h.block.read(offset, buf); !r)
-    return reply_error(req, r.error(), "read", make_ino(InodeKind::Node, node.id()));
+  if (node.id() != h.inode_node) invalidate_moved(h, node, offset, count, /*wrote=*/false);
   fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), count);
 }
 
 void Filesystem::write_node(fuse_req_t req, NodeFileHandle& h, const char* buf, size_t size,
                             off_t off) {
-  Node& node = h.block.node();
   if (!h.block.writable()) return (void)fuse_reply_err(req, EBADF);
+  BlockHandle::Pin pin(h.block);  // see read_node
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
   if (size == 0) return (void)fuse_reply_write(req, 0);
   uint64_t offset = static_cast<uint64_t>(off);
-  uint64_t length = node.size();
+  uint64_t length = pin.node().size();
   if (offset >= length) {
-    graph_.log().debug("write to node '{}' at {} refused: past its end ({})", node.name(), offset,
-                       length);
+    graph_.log().debug("write to node '{}' at {} refused: past its end ({})", pin.node().name(),
+                       offset, length);
     return (void)fuse_reply_err(req, ENOSPC);
   }
   size_t count = static_cast<size_t>(std::min<uint64_t>(size, length - offset));
-  graph_.log().trace("write node '{}' offset {} length {}", node.name(), offset, count);
   auto data = std::span(reinterpret_cast<const std::byte*>(buf), count);
-  if (auto r = h.block.write(offset, data); !r)
-    return reply_error(req, r.error(), "write", make_ino(InodeKind::Node, node.id()));
+  if (auto r = h.block.write(offset, data, &pin); !r)
+    return reply_error(req, r.error(), "write", make_ino(InodeKind::Node, h.inode_node));
+  Node& node = pin.node();  // where the write went
+  graph_.log().trace("write node '{}' offset {} length {}", node.name(), offset, count);
   h.dirty.store(true);
-  invalidate_below(node);
+  if (invalidate_below(node) || node.id() != h.inode_node)
+    invalidate_moved(h, node, offset, count, /*wrote=*/true);
   fuse_reply_write(req, count);
 }
 
-void Filesystem::invalidate_below(Node& node) {
+bool Filesystem::invalidate_below(Node& node) {
   {
     // The common case: nothing but this node is open, so no other page cache can be stale.
     std::lock_guard lock(handles_mutex_);
-    if (node_opens_.size() <= 1) return;
+    if (node_opens_.size() <= 1) return false;
   }
   // Backing nodes are not written through, so only file and filter children are visited.
   NodeRef below;
@@ -132,6 +137,39 @@ void Filesystem::invalidate_below(Node& node) {
       if (edge.role == ChildRole::File || edge.role == ChildRole::Filtered) next = edge.node;
     below = std::move(next);
   }
+  return true;
+}
+
+void Filesystem::invalidate_moved(const NodeFileHandle& h, const Node& target, uint64_t offset,
+                                  uint64_t length, bool wrote) {
+  // Pages of a node file's inode are filled by reads and writes through every handle of that
+  // inode, whichever node the handle targets now. Invalidations are queued before the reply, so
+  // the kernel drops the pages after this request has filled them (it waits for their lock).
+  const bool moved = target.id() != h.inode_node;
+  std::vector<Invalidator::Item> items;
+  {
+    std::lock_guard lock(handles_mutex_);
+    auto opens = [&](uint64_t id) {
+      auto it = node_opens_.find(id);
+      return it == node_opens_.end() ? 0 : it->second;
+    };
+    // 1. Our own inode now caches `target`'s bytes: foreign data for its other openers.
+    if (moved && opens(h.inode_node) > 1)
+      items.push_back({make_ino(InodeKind::Node, h.inode_node), false, offset, length});
+    if (wrote && node_opens_.size() > 1) {
+      // 2. `target` changed behind its own inode (and those of the nodes above it).
+      if (moved) items.push_back({make_ino(InodeKind::Node, target.id()), true, offset, length});
+      // 3. Other moved handles that target `target` cache it under their own inodes.
+      for (const auto& [raw, handle] : handles_) {
+        if (raw->kind != FileHandle::Kind::NodeFile || raw == &h) continue;
+        const auto& other = static_cast<const NodeFileHandle&>(*raw);
+        if (other.inode_node != target.id() && other.inode_node != h.inode_node &&
+            other.block.node_id() == target.id())
+          items.push_back({make_ino(InodeKind::Node, other.inode_node), false, offset, length});
+      }
+    }
+  }
+  for (const Invalidator::Item& item : items) invalidator_->post(item);
 }
 
 void Filesystem::truncate_node(fuse_req_t req, Ino ino, uint64_t new_size, fuse_file_info* fi) {
@@ -141,7 +179,7 @@ void Filesystem::truncate_node(fuse_req_t req, Ino ino, uint64_t new_size, fuse_
     auto* handle = reinterpret_cast<FileHandle*>(fi->fh);
     if (handle->kind == FileHandle::Kind::NodeFile) {
       open_handle = static_cast<NodeFileHandle*>(handle);
-      node = open_handle->block.ref();
+      node = open_handle->block.ref();  // the node it writes now (a moved handle: its new node)
     }
   }
   if (!node) node = visible_node(ino);
@@ -167,6 +205,7 @@ void Filesystem::truncate_node(fuse_req_t req, Ino ino, uint64_t new_size, fuse_
       return reply_error(req, r.error(), "truncate", ino);
     graph_.log().info("node '{}' resized from {} to {} bytes", node->name(), old_size, new_size);
     invalidate_below(*node);
+    if (open_handle) invalidate_moved(*open_handle, *node, 0, 0, /*wrote=*/true);
   }
   struct stat st = node_attributes(*node);
   fuse_reply_attr(req, &st, kNodeAttrTimeout);
@@ -179,7 +218,8 @@ void Filesystem::fallocate(fuse_req_t req, Ino ino, int mode, off_t offset, off_
   auto& h = *static_cast<NodeFileHandle*>(handle);
   if (!h.block.writable()) return (void)fuse_reply_err(req, EBADF);
   if (offset < 0 || length <= 0) return (void)fuse_reply_err(req, EINVAL);
-  Node& node = h.block.node();
+  BlockHandle::Pin pin(h.block);  // see read_node
+  Node& node = pin.node();
   uint64_t start = static_cast<uint64_t>(offset);
   uint64_t end = start + static_cast<uint64_t>(length);
   uint64_t size = node.size();
@@ -188,22 +228,23 @@ void Filesystem::fallocate(fuse_req_t req, Ino ino, int mode, off_t offset, off_
 
   Result<void> result;
   if (op == FALLOC_FL_PUNCH_HOLE && keep_size) {
-    if (start < size) result = h.block.discard(start, std::min(end, size) - start);
+    if (start < size) result = h.block.discard(start, std::min(end, size) - start, &pin);
   } else if (op == FALLOC_FL_ZERO_RANGE) {
     if (end > size && !keep_size) {
       // Grows the node first; the whole range, old tail included, then reads as zeros.
       if (!node.capabilities().truncate_grow) return (void)fuse_reply_err(req, EOPNOTSUPP);
-      result = h.block.truncate(end);
+      result = h.block.truncate(end, &pin);
       size = end;
     }
     if (result.ok() && start < size)
-      result = h.block.write_zeroes(start, std::min(end, size) - start);
+      result = h.block.write_zeroes(start, std::min(end, size) - start, &pin);
   } else {
     return (void)fuse_reply_err(req, EOPNOTSUPP);
   }
   if (!result) return reply_error(req, result.error(), "fallocate", ino);
   h.dirty.store(true);
-  invalidate_below(node);
+  if (invalidate_below(pin.node()) || pin.node().id() != h.inode_node)
+    invalidate_moved(h, pin.node(), start, end - start, /*wrote=*/true);
   fuse_reply_err(req, 0);
 }
 
@@ -212,12 +253,13 @@ void Filesystem::lseek(fuse_req_t req, Ino ino, off_t off, int whence, fuse_file
   if (handle->kind != FileHandle::Kind::NodeFile) return (void)fuse_reply_err(req, EINVAL);
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return (void)fuse_reply_err(req, EINVAL);
   BlockHandle& block = static_cast<NodeFileHandle*>(handle)->block;
-  uint64_t size = block.node().size();
+  BlockHandle::Pin pin(block);  // see read_node
+  uint64_t size = pin.node().size();
   if (off < 0 || static_cast<uint64_t>(off) >= size) return (void)fuse_reply_err(req, ENXIO);
   uint64_t pos = static_cast<uint64_t>(off);
   while (pos < size) {
     // Each step is one request on the node, so a graph change between steps is waited for.
-    auto status = block.chain_block_status(pos, size - pos);
+    auto status = block.chain_block_status(pos, size - pos, &pin);
     if (!status) return reply_error(req, status.error(), "lseek", ino);
     bool data = status->kind == Alloc::Data;
     if (data == (whence == SEEK_DATA)) return (void)fuse_reply_lseek(req, static_cast<off_t>(pos));

@@ -69,13 +69,29 @@ class FaultDriver final : public Driver {
     if (!self.filtered())
       return make_error(Errc::Invalid, "fault node '{}' has no child to filter", self.name());
     self_ = &self;
-    read_only_ = params.read_only;
+    read_only_.store(params.read_only, std::memory_order_release);
     rules_ = std::make_unique<RuleState[]>(params.fault_rules.size());
     rule_count_ = params.fault_rules.size();
     for (size_t i = 0; i < rule_count_; ++i) {
       rules_[i].rule = params.fault_rules[i];
       rules_[i].remaining.store(params.fault_rules[i].count.value_or(0), std::memory_order_relaxed);
     }
+    return {};
+  }
+
+  // A filter over its child's state: the graph reopens the child first (read-write) or after
+  // this node (read-only); this node only follows, and refuses read-write over a child that
+  // does not take writes.
+  Result<void> reopen(bool read_only) override {
+    if (!self_) return make_error(Errc::Invalid, "fault node is not open");
+    if (read_only) {
+      read_only_.store(true, std::memory_order_release);
+      return {};
+    }
+    if (!child().capabilities().writable)
+      return make_error(Errc::ReadOnly, "fault node '{}': its child '{}' does not take writes",
+                        self_->name(), child().name());
+    read_only_.store(false, std::memory_order_release);
     return {};
   }
 
@@ -160,7 +176,7 @@ class FaultDriver final : public Driver {
   }
 
   Node* self_ = nullptr;
-  bool read_only_ = false;
+  std::atomic<bool> read_only_{false};  // atomic: capabilities() may race with reopen()
   std::unique_ptr<RuleState[]> rules_;  // atomics cannot live in a growing vector
   size_t rule_count_ = 0;
 };

@@ -17,6 +17,15 @@
 //   are the same inode: the kernel keeps the page cache coherent with direct writes (it writes
 //   back and drops cached pages of the range), and one fdatasync covers both.
 //   direct_refused_: the host refused a direct write once (EINVAL); the rest go buffered.
+//   It is opened with the node (writable nodes only) and kept across reopen(): writes are
+//   refused while the node is read-only, so it is unused then; a node opened read-only and
+//   reopened read-write writes buffered only.
+// - read_only_: atomic because capabilities() may be asked outside a request while reopen()
+//   switches it. reopen() opens a second fd on the same path in the other access mode (same
+//   status flags, e.g. O_DIRECT), checks with fstat that it is the same file (device and inode),
+//   and puts it in place of the old one with dup3(), which swaps the fd number's file atomically
+//   and closes the old one: a query that runs during the reopen (fstat for st_blocks, lseek for
+//   block status) sees one file or the other, never a closed or reused fd.
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
@@ -128,11 +137,12 @@ class FileDriver final : public Driver {
 
   Capabilities capabilities() const override {
     Capabilities caps;
-    caps.writable = !read_only_;
-    caps.discard = !read_only_;
-    caps.write_zeroes = !read_only_;
-    caps.truncate_grow = !read_only_ && is_regular_;
-    caps.truncate_shrink = !read_only_ && is_regular_;
+    const bool writable = !read_only_.load(std::memory_order_acquire);
+    caps.writable = writable;
+    caps.discard = writable;
+    caps.write_zeroes = writable;
+    caps.truncate_grow = writable && is_regular_;
+    caps.truncate_shrink = writable && is_regular_;
     return caps;
   }
   uint64_t size() const override { return size_.load(std::memory_order_acquire); }
@@ -146,6 +156,7 @@ class FileDriver final : public Driver {
   Result<BlockStatus> block_status(uint64_t offset, uint64_t length) override;
   Result<uint64_t> allocated_bytes() override;
   Result<void> submit(std::span<IoOp> ops) override;
+  Result<void> reopen(bool read_only) override;
 
  private:
   // Names the file in an error from below ("'/images/a.qcow2': read of ... failed: ...").
@@ -190,7 +201,7 @@ class FileDriver final : public Driver {
   std::string path_;
   int fd_ = -1;
   int direct_fd_ = -1;  // O_DIRECT twin of fd_ for large aligned writes, or -1
-  bool read_only_ = true;
+  std::atomic<bool> read_only_{true};
   bool is_regular_ = true;  // false for a block device: no resize
   std::atomic<uint64_t> size_{0};
   std::atomic<bool> dirty_{false};
@@ -200,7 +211,7 @@ class FileDriver final : public Driver {
 };
 
 void FileDriver::open_direct(const struct stat& st) {
-  if (read_only_ || !is_regular_) return;
+  if (read_only_.load(std::memory_order_acquire) || !is_regular_) return;
   int fd = ::open(path_.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
   if (fd < 0) {
     self_->graph().log().debug("file '{}': no O_DIRECT descriptor ({}); all writes buffered", path_,
@@ -265,15 +276,16 @@ Result<void> FileDriver::open(Node& self, const OpenParams& params) {
   self_ = &self;
   io_ = &self.graph().io();
   path_ = params.filename;
-  read_only_ = params.read_only;
+  const bool read_only = params.read_only;
+  read_only_.store(read_only, std::memory_order_release);
   if (path_.empty()) return make_error(Errc::Invalid, "file node '{}': no filename", self.name());
 
   // Check the type before open(): opening a FIFO would block, and a directory opens fine
   // read-only. (The fstat after open() catches a path swapped in between.)
   struct stat st {};
-  if (::stat(path_.c_str(), &st) != 0) return open_error(path_, read_only_, errno);
+  if (::stat(path_.c_str(), &st) != 0) return open_error(path_, read_only, errno);
   auto check_type = [&](const struct stat& s) -> Result<void> {
-    if (S_ISDIR(s.st_mode)) return open_error(path_, read_only_, EISDIR);
+    if (S_ISDIR(s.st_mode)) return open_error(path_, read_only, EISDIR);
     if (!S_ISREG(s.st_mode) && !S_ISBLK(s.st_mode))
       return make_error(Errc::Invalid, "cannot open '{}': not a regular file or block device",
                         path_);
@@ -281,8 +293,8 @@ Result<void> FileDriver::open(Node& self, const OpenParams& params) {
   };
   CHAINFS_TRY(check_type(st));
 
-  int fd = ::open(path_.c_str(), (read_only_ ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-  if (fd < 0) return open_error(path_, read_only_, errno);
+  int fd = ::open(path_.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (fd < 0) return open_error(path_, read_only, errno);
   fd_ = fd;
   if (::fstat(fd_, &st) != 0) {
     int err = errno;
@@ -314,6 +326,53 @@ void FileDriver::close() {
                                  synced.error().message);
   }
   close_fd();
+}
+
+Result<void> FileDriver::reopen(bool read_only) {
+  if (read_only == read_only_.load(std::memory_order_acquire)) return {};
+  if (fd_ < 0) return make_error(Errc::Invalid, "'{}' is not open", path_);
+  // Read-only: what was written reaches the disk under the old, writable fd.
+  if (read_only) CHAINFS_TRY(flush());
+  const int status = ::fcntl(fd_, F_GETFL);
+  if (status < 0) return host_error("fcntl(F_GETFL)", errno);
+  // Keep the status flags the file was opened with (O_DIRECT, O_NOATIME, ...), change the access
+  // mode; O_CREAT and friends are not status flags, so nothing is created or truncated.
+  const int flags = (status & ~(O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) |
+                    (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+  const int fresh = ::open(path_.c_str(), flags);
+  if (fresh < 0) {
+    Error e = open_error(path_, read_only, errno);
+    e.message = fmt::format("reopen {}: {}", read_only ? "read-only" : "read-write", e.message);
+    return e;
+  }
+  struct stat before {
+  }, after{};
+  if (::fstat(fd_, &before) != 0 || ::fstat(fresh, &after) != 0) {
+    const int err = errno;
+    ::close(fresh);
+    return host_error("fstat", err);
+  }
+  if (before.st_dev != after.st_dev || before.st_ino != after.st_ino) {
+    ::close(fresh);
+    return make_error(Errc::Busy,
+                      "cannot reopen '{}' {}: the path now names another file than the one open "
+                      "(replaced or renamed since it was opened)",
+                      path_, read_only ? "read-only" : "read-write");
+  }
+  // Going read-only: refuse writes before the fd stops taking them.
+  if (read_only) read_only_.store(true, std::memory_order_release);
+  int swapped;
+  do {
+    swapped = ::dup3(fresh, fd_, O_CLOEXEC);
+  } while (swapped < 0 && errno == EINTR);
+  const int err = errno;
+  ::close(fresh);
+  if (swapped < 0) {
+    read_only_.store(!read_only, std::memory_order_release);
+    return host_error("dup3", err);
+  }
+  if (!read_only) read_only_.store(false, std::memory_order_release);
+  return {};
 }
 
 Result<void> FileDriver::read(uint64_t offset, std::span<std::byte> buf) {
@@ -356,7 +415,7 @@ Result<void> FileDriver::submit(std::span<IoOp> ops) {
 }
 
 Result<void> FileDriver::flush() {
-  if (read_only_) return {};
+  if (read_only_.load(std::memory_order_acquire)) return {};
   // Clear before syncing: a write that lands during the sync sets it again for the next flush.
   if (!dirty_.exchange(false, std::memory_order_acq_rel)) return {};
   if (auto synced = io_->fsync(fd_, true); !synced.ok()) {

@@ -1,5 +1,7 @@
 // raw: the format driver that maps its node 1:1 onto its file child. Every call is forwarded to
 // the child *node* (not its driver), so the child counts the request in flight and checks ranges.
+#include <atomic>
+
 #include "blockcore/drivers/drivers.h"
 #include "blockcore/graph/node.h"
 
@@ -15,7 +17,23 @@ class RawDriver final : public Driver {
     if (!self.file())
       return make_error(Errc::Invalid, "raw node '{}' has no file child", self.name());
     self_ = &self;
-    read_only_ = params.read_only;
+    read_only_.store(params.read_only, std::memory_order_release);
+    return {};
+  }
+
+  // A filter over its child's state: the graph reopens the child first (read-write) or after
+  // this node (read-only); this node only follows, and refuses read-write over a child that
+  // does not take writes.
+  Result<void> reopen(bool read_only) override {
+    if (!self_) return make_error(Errc::Invalid, "raw node is not open");
+    if (read_only) {
+      read_only_.store(true, std::memory_order_release);
+      return {};
+    }
+    if (!file().capabilities().writable)
+      return make_error(Errc::ReadOnly, "raw node '{}': its child '{}' does not take writes",
+                        self_->name(), file().name());
+    read_only_.store(false, std::memory_order_release);
     return {};
   }
 
@@ -75,7 +93,7 @@ class RawDriver final : public Driver {
   }
 
   Node* self_ = nullptr;
-  bool read_only_ = false;
+  std::atomic<bool> read_only_{false};  // atomic: capabilities() may race with reopen()
 };
 
 }  // namespace

@@ -87,7 +87,7 @@ Result<NodeRef> Graph::add_node(std::string name, std::unique_ptr<Driver> driver
   node->opened_ = true;
   if (std::string why = node->driver().forced_read_only_reason(); !why.empty()) {
     if (!p.read_only) logger_->warn("node '{}' opened read-only: {}", node->name(), why);
-    node->set_read_only(true);
+    if (!p.read_only) node->set_read_only(ReadOnlyCause::Image);
   }
   notify({GraphEvent::Kind::NodeAdded, node->name(), node->id()});
   return node;

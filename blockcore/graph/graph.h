@@ -27,6 +27,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <spdlog/logger.h>
@@ -85,6 +86,10 @@ struct GraphEvent {
 };
 
 class BlockHandle;
+class ReadWriteHold;
+namespace detail {
+struct HandleFollower;
+}
 
 class Graph {
  public:
@@ -126,6 +131,26 @@ class Graph {
   // of every node the intents name, resolves the intents against the graph as it is now, then
   // changes (and persists) the edges and chain roots, all or nothing.
   Result<void> relink(std::vector<Relink> changes);
+
+  // ---- reopening (QEMU's bdrv_reopen; graph_reopen.cpp) ------------------------------------
+  // Reopens `node` read-only or read-write, together with the children whose access follows it
+  // (its protocol child, a filter's child, and theirs): for read-write the children first, for
+  // read-only the node first (after a flush) and its children after. Inside a drained section of
+  // those nodes (requests in flight finish first, new ones wait), under the graph-change lock;
+  // all or nothing: if one driver refuses, those already reopened are reopened back. A no-op for
+  // a node already in that state. Refused with ReadOnly when the mount is read-only or, for
+  // read-write, when the node or a child is read-only because the user asked
+  // (ReadOnlyCause::User) or its image forces it (ReadOnlyCause::Image); for read-only, with
+  // Busy while the node has open writers or a job holds it read-write. Reopening read-write does
+  // not make a backing layer writable for new writers: check_writable() still refuses them
+  // through its parent edges.
+  Result<void> reopen(Node& node, bool read_only);
+  // A job's read-write access to a node that may be read-only as a backing layer: reopens it
+  // read-write unless it is already (then the hold is empty), counts holders, and when the last
+  // hold goes reopens it read-only again — unless the node is by then a chain's root or has no
+  // parent (an active commit's base that became the active layer stays writable). Refused as
+  // reopen() is.
+  Result<ReadWriteHold> hold_read_write(NodeRef node);
 
   // ---- chains and user holds ----------------------------------------------------------------
   Result<void> add_chain(const std::string& name, NodeRef root);
@@ -183,9 +208,12 @@ class Graph {
  private:
   friend class Node;
   friend class Claim;
+  friend class BlockHandle;
+  friend class ReadWriteHold;
   friend class DrainedSection;
   struct EdgeChange;
   struct ChainChange;
+  struct WriterMove;
   struct ChangeLog;
 
   void register_node(Node* node);
@@ -193,9 +221,19 @@ class Graph {
   // Creates and registers a node if `name` is free (Exists otherwise), atomically.
   Result<NodeRef> create_node(std::string name, std::string host_filename,
                               std::unique_ptr<Driver> driver);
-  Result<NodeRef> open_protocol(const std::string& name, const std::string& path, bool read_only);
+  // A read-only mount makes every node read-only as the user asked.
+  ReadOnlyCause effective_cause(ReadOnlyCause asked) const;
+  Result<NodeRef> open_protocol(const std::string& name, const std::string& path,
+                                ReadOnlyCause cause);
   Result<NodeRef> open_format(const std::string& name, const std::string& driver, NodeRef file,
-                              bool read_only);
+                              ReadOnlyCause cause);
+  Result<NodeRef> open_image_chain(const std::string& path, const std::string& format,
+                                   const std::string& name_hint, ReadOnlyCause top_cause,
+                                   ReadOnlyCause backing_cause);
+
+  // Reopening (graph_reopen.cpp). Callers hold change_mutex_.
+  Result<void> reopen_locked(Node& node, bool read_only);
+  void release_read_write(Node& node);
   void bump_generation_locked();
   bool name_taken_locked(const std::string& name) const;
   bool is_listed_locked(const Node& node) const;
@@ -208,7 +246,20 @@ class Graph {
   bool reaches_locked(const Node& from, const Node& to) const;
   void inherit_drains_locked(Node& parent, const Node& child);
   Result<void> resolve_relinks(const std::vector<Relink>& changes, std::vector<EdgeChange>& edges,
-                               std::vector<ChainChange>& chains) const;
+                               std::vector<ChainChange>& chains,
+                               std::vector<WriterMove>& writer_moves) const;
+  // The checks of check_writable() that need no lock (mount, node and driver read-only).
+  Result<void> check_writable_nolock(const Node& node) const;
+  // Whether the following writers of `from` may move to `to` (topology lock held): `to` takes
+  // writers once the change is made (`unlocked_verdict`: check_writable_nolock(to)), that is,
+  // every parent edge of `to` shares PermWrite except edges from nodes the change cuts out (`from`
+  // and what is below it), and no backing edge that moves from `from` to `to` forbids writers.
+  // Claims on `to` are the mover's own (a commit's base) and are not checked.
+  Result<void> check_writers_may_move_locked(const Node& from, const Node& to,
+                                             const Result<void>& unlocked_verdict) const;
+  // Moves every following writable handle of `from` to `to` (topology lock held, both drained);
+  // old references that no request looks at go to `log`.
+  size_t move_writers_locked(Node& from, Node& to, ChangeLog& log);  // returns how many
   void flush(ChangeLog& log);
 
   // Drains (drain.cpp): `roots`, their subtrees with Subtree, and every ancestor, referenced;
@@ -256,35 +307,109 @@ class Graph::Iterator {
   NodeRef current_;
 };
 
+// A job's read-write access to a node (Graph::hold_read_write). Movable; dropping it (or
+// release()) ends the access: the last holder of a node the graph reopened read-write reopens it
+// read-only. An empty hold (the node was writable anyway) does nothing.
+class ReadWriteHold {
+ public:
+  ReadWriteHold() = default;
+  ReadWriteHold(ReadWriteHold&& other) noexcept
+      : graph_(std::exchange(other.graph_, nullptr)), node_(std::move(other.node_)) {}
+  ReadWriteHold& operator=(ReadWriteHold&& other) noexcept {
+    if (this != &other) {
+      release();
+      graph_ = std::exchange(other.graph_, nullptr);
+      node_ = std::move(other.node_);
+    }
+    return *this;
+  }
+  ReadWriteHold(const ReadWriteHold&) = delete;
+  ReadWriteHold& operator=(const ReadWriteHold&) = delete;
+  ~ReadWriteHold() { release(); }
+
+  // Whether this hold reopened (or shares a reopening of) its node.
+  bool reopened() const { return graph_ != nullptr; }
+  const NodeRef& node() const { return node_; }
+  void release();
+
+ private:
+  friend class Graph;
+  ReadWriteHold(Graph* graph, NodeRef node) : graph_(graph), node_(std::move(node)) {}
+  Graph* graph_ = nullptr;
+  NodeRef node_;
+};
+
 // An outside user's handle on a node (FUSE open file, job I/O): every request enters through the
 // node's gate as an external request, so it waits while the node is drained (it is held, it does
 // not fail). A writable handle counts as an open writer of the node (Node::writers()), which
 // claims that block new writers respect. Prefer Graph::open_handle(), which checks permissions;
 // the constructor trusts its caller.
+//
+// Following handles (a guest's handle: QEMU's BlockBackend is a parent and moves with the others):
+// a writable handle from Graph::open_handle(node, true) is registered on its node and moves with
+// the graph change of a Relink::replace(from, to, MoveWriters::Yes) (active commit `complete`,
+// snapshot), inside its drained section; its writer count moves with it. A request that picked
+// up the old node and waited on the drain re-checks after entering and goes to the new node
+// (handle_follower.h has the design note). Read-only handles, a job's handles (opened with a
+// claim) and handles made with the constructor never move.
 class BlockHandle {
  public:
   BlockHandle(NodeRef node, bool writable);
-  BlockHandle(const BlockHandle& other);
+  BlockHandle(const BlockHandle& other);  // a copy is one more writer (and follows if `other` does)
   BlockHandle(BlockHandle&& other) noexcept;
   BlockHandle& operator=(BlockHandle other) noexcept;
   ~BlockHandle();
 
-  Node& node() const { return *node_; }
-  const NodeRef& ref() const { return node_; }
+  // The node requests go to now. For a following handle the answer may be stale as soon as it is
+  // returned: node() is only safe while a Pin (or the caller's knowledge that no graph change runs)
+  // keeps it alive; ref() keeps it alive by itself; node_id() is just the number.
+  Node& node() const;
+  NodeRef ref() const;
+  uint64_t node_id() const;
   bool writable() const { return writable_; }
+  bool follows() const { return follower_ != nullptr; }
+  // Times a graph change moved this handle (0 for handles that do not follow).
+  uint32_t moves() const;
 
-  Result<void> read(uint64_t offset, std::span<std::byte> buf);
-  Result<void> write(uint64_t offset, std::span<const std::byte> buf);
-  Result<void> flush();
-  Result<void> discard(uint64_t offset, uint64_t length);
-  Result<void> write_zeroes(uint64_t offset, uint64_t length);
-  Result<void> truncate(uint64_t new_size);
-  Result<BlockStatus> block_status(uint64_t offset, uint64_t length);
+  // Keeps the node the handle targets alive for its scope, even if the handle moves meanwhile. A
+  // request given the pin (the `via` argument below) goes where the handle points when it enters,
+  // and the pin's node() is then the node the request went to.
+  class Pin {
+   public:
+    explicit Pin(const BlockHandle& handle);
+    Pin(const Pin&) = delete;
+    Pin& operator=(const Pin&) = delete;
+    ~Pin();
+    Node& node() const { return *node_; }
+
+   private:
+    friend class BlockHandle;
+    template <class Op>
+    auto run(Op&& op);
+    detail::HandleFollower* follower_;  // null: the handle does not follow
+    Node* node_;
+  };
+
+  Result<void> read(uint64_t offset, std::span<std::byte> buf, Pin* via = nullptr);
+  Result<void> write(uint64_t offset, std::span<const std::byte> buf, Pin* via = nullptr);
+  Result<void> flush(Pin* via = nullptr);
+  Result<void> discard(uint64_t offset, uint64_t length, Pin* via = nullptr);
+  Result<void> write_zeroes(uint64_t offset, uint64_t length, Pin* via = nullptr);
+  Result<void> truncate(uint64_t new_size, Pin* via = nullptr);
+  Result<BlockStatus> block_status(uint64_t offset, uint64_t length, Pin* via = nullptr);
   // chain_block_status() below, as one request on this handle's node.
-  Result<BlockStatus> chain_block_status(uint64_t offset, uint64_t length);
+  Result<BlockStatus> chain_block_status(uint64_t offset, uint64_t length, Pin* via = nullptr);
 
  private:
-  NodeRef node_;
+  friend class Graph;
+  struct FollowTag {};
+  // A following writable handle; the caller holds the graph's topology lock.
+  BlockHandle(NodeRef node, FollowTag);
+  template <class Op>
+  auto run(Pin* via, Op&& op);
+
+  NodeRef node_;  // a handle that does not follow; null for a following one
+  std::unique_ptr<detail::HandleFollower> follower_;  // a following handle's target
   bool writable_ = false;
 };
 

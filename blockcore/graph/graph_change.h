@@ -24,6 +24,12 @@ struct Graph::ChainChange {
   NodeRef new_root;
 };
 
+struct Graph::WriterMove {
+  NodeRef from;
+  NodeRef to;
+  size_t moved = 0;  // handles moved
+};
+
 struct Graph::ChangeLog {
   std::vector<GraphEvent> events;
   std::vector<std::unique_ptr<Child>> dead_edges;  // unlinked edges: hold the old children

@@ -80,6 +80,10 @@ Result<void> check_writable_unlocked(const Graph& graph, const Node& node) {
 }
 }  // namespace
 
+Result<void> Graph::check_writable_nolock(const Node& node) const {
+  return chainfs::check_writable_unlocked(*this, node);
+}
+
 Result<void> Graph::check_writable(const Node& node) const {
   CHAINFS_TRY(check_writable_unlocked(*this, node));
   std::lock_guard lock(topology_mutex_);
@@ -96,9 +100,11 @@ Result<BlockHandle> Graph::open_handle(NodeRef node, bool writable) const {
   if (!node) return make_error(Errc::Invalid, "open: no node");
   if (writable) CHAINFS_TRY(check_writable_unlocked(*this, *node));
   std::lock_guard lock(topology_mutex_);
-  if (writable) CHAINFS_TRY(check_writable_locked(*node, nullptr, PermWrite));
-  // Counted as a writer under the lock, so that a claim cannot slip in between check and count.
-  return BlockHandle(std::move(node), writable);  // `node` is moved: nothing dropped here
+  if (!writable) return BlockHandle(std::move(node), false);
+  CHAINFS_TRY(check_writable_locked(*node, nullptr, PermWrite));
+  // Counted as a writer (and registered to follow graph changes) under the lock, so that a claim
+  // cannot slip in between check and count, nor a relink between check and registration.
+  return BlockHandle(std::move(node), BlockHandle::FollowTag{});  // `node` moved: nothing dropped
 }
 
 Result<BlockHandle> Graph::open_handle(NodeRef node, const Claim& claim, uint32_t perm) const {
@@ -106,7 +112,32 @@ Result<BlockHandle> Graph::open_handle(NodeRef node, const Claim& claim, uint32_
   CHAINFS_TRY(check_writable_unlocked(*this, *node));
   std::lock_guard lock(topology_mutex_);
   CHAINFS_TRY(check_writable_locked(*node, &claim, perm));
-  return BlockHandle(std::move(node), true);
+  return BlockHandle(std::move(node), true);  // a job's handle: it does not follow
+}
+
+Result<void> Graph::check_writers_may_move_locked(const Node& from, const Node& to,
+                                                  const Result<void>& unlocked_verdict) const {
+  if (!unlocked_verdict.ok())
+    return make_error(unlocked_verdict.error().code,
+                      "the open writer(s) of '{}' cannot move to '{}': {}", from.name(), to.name(),
+                      unlocked_verdict.error().message);
+  auto refuse = [&](const Child& edge) {
+    return make_error(Errc::Access,
+                      "the open writer(s) of '{}' cannot move to '{}': '{}' would be the {} node "
+                      "of '{}'",
+                      from.name(), to.name(), to.name(), child_role_name(edge.role),
+                      edge.parent->name());
+  };
+  for (const Child* edge : to.parent_edges_) {
+    if (edge->perms_shared & PermWrite) continue;
+    if (reaches_locked(from, *edge->parent)) continue;  // cut out by this change
+    return refuse(*edge);
+  }
+  for (const Child* edge : from.parent_edges_) {
+    if (edge->role != ChildRole::Backing || edge->parent == &to) continue;
+    if (!(edge->perms_shared & PermWrite)) return refuse(*edge);  // it moves onto `to`
+  }
+  return {};
 }
 
 }  // namespace chainfs

@@ -12,6 +12,7 @@
 #include "blockcore/graph/drain.h"
 #include "blockcore/graph/graph.h"
 #include "blockcore/graph/graph_change.h"
+#include "blockcore/graph/handle_follower.h"
 
 namespace chainfs {
 
@@ -183,8 +184,8 @@ Relink Relink::backing_to_backing_of(NodeRef top, NodeRef above_base) {
 Relink Relink::backing_to(NodeRef top, NodeRef backing) {
   return Relink(Kind::BackingTo, std::move(top), std::move(backing));
 }
-Relink Relink::replace(NodeRef from, NodeRef to) {
-  return Relink(Kind::Replace, std::move(from), std::move(to));
+Relink Relink::replace(NodeRef from, NodeRef to, MoveWriters writers) {
+  return Relink(Kind::Replace, std::move(from), std::move(to), writers);
 }
 
 std::string Relink::describe() const {
@@ -197,17 +198,27 @@ std::string Relink::describe() const {
     case Kind::BackingTo:
       return fmt::format("backing of {} := {}", name(subject_), name(target_));
     case Kind::Replace:
-      return fmt::format("parents of {} := {}", name(subject_), name(target_));
+      return fmt::format("parents{} of {} := {}", moves_writers() ? " and writers" : "",
+                         name(subject_), name(target_));
   }
   return "?";
 }
 
 Result<void> Graph::resolve_relinks(const std::vector<Relink>& changes,
                                     std::vector<EdgeChange>& edges,
-                                    std::vector<ChainChange>& chains) const {
+                                    std::vector<ChainChange>& chains,
+                                    std::vector<WriterMove>& writer_moves) const {
+  // The driver checks of the writers' new nodes, before the lock (drivers are not called under it).
+  std::vector<Result<void>> verdicts;
+  for (const Relink& change : changes)
+    verdicts.push_back(change.moves_writers() && change.target()
+                           ? check_writable_nolock(*change.target())
+                           : ok_result());
   std::lock_guard lock(topology_mutex_);
+  size_t index = 0;
   auto ref_of = [](Node* n) { return n ? n->ref() : NodeRef(); };  // held by an edge: alive
   for (const Relink& change : changes) {
+    const Result<void>& verdict = verdicts[index++];
     Node* subject = change.subject().get();
     Node* target = change.target().get();
     if (!subject) return make_error(Errc::Invalid, "relink: {}: no node", change.describe());
@@ -236,6 +247,10 @@ Result<void> Graph::resolve_relinks(const std::vector<Relink>& changes,
         }
         for (const auto& [name, root] : chains_)
           if (root.get() == subject) chains.push_back({name, change.subject(), change.target()});
+        if (change.moves_writers() && !subject->followers_.empty()) {
+          CHAINFS_TRY(check_writers_may_move_locked(*subject, *target, verdict));
+          writer_moves.push_back({change.subject(), change.target()});
+        }
         break;
       }
     }
@@ -250,6 +265,7 @@ Result<void> Graph::relink(std::vector<Relink> changes) {
   Result<void> outcome;
   std::vector<EdgeChange> edges;
   std::vector<ChainChange> chains;
+  std::vector<WriterMove> writer_moves;
   CHAINFS_SYNC_POINT(sync_points_, "Graph::relink:begin");
   {
     std::lock_guard change(change_mutex_);
@@ -262,7 +278,7 @@ Result<void> Graph::relink(std::vector<Relink> changes) {
     DrainedSection drain(involved, DrainScope::Subtree);
     CHAINFS_SYNC_POINT(sync_points_, "Graph::relink:drained");
     // Re-read the graph inside the drain: the intents resolve against the graph as it is now.
-    outcome = resolve_relinks(changes, edges, chains);
+    outcome = resolve_relinks(changes, edges, chains, writer_moves);
     size_t applied = 0;  // edges changed so far
     for (; outcome.ok() && applied < edges.size(); ++applied) {
       EdgeChange& e = edges[applied];
@@ -282,12 +298,64 @@ Result<void> Graph::relink(std::vector<Relink> changes) {
     } else {
       for (ChainChange& c : chains)
         if (auto r = change_chain_root(c.chain, c.new_root, log); !r.ok()) outcome = std::move(r);
+      // Last, when nothing can fail any more: the guests' handles follow (checked in resolve).
+      if (outcome.ok() && !writer_moves.empty()) {
+        {
+          std::lock_guard lock(topology_mutex_);
+          for (WriterMove& m : writer_moves) m.moved = move_writers_locked(*m.from, *m.to, log);
+        }
+        for (const WriterMove& m : writer_moves)
+          logger_->info("{} open writer(s) of '{}' moved to '{}'", m.moved, m.from->name(),
+                        m.to->name());
+      }
+      CHAINFS_SYNC_POINT(sync_points_, "Graph::relink:applied");
     }
   }
   edges.clear();
   chains.clear();
+  writer_moves.clear();
   flush(log);
   return outcome;
+}
+
+// ---- writers that follow (BlockHandle, handle_follower.h) ------------------------------------
+
+size_t Graph::move_writers_locked(Node& from, Node& to, ChangeLog& log) {
+  if (&from == &to) return 0;
+  for (detail::HandleFollower* f : from.followers_) {
+    NodeRef old;
+    {
+      std::lock_guard lock(f->mutex);
+      old = std::exchange(f->ref, to.ref());  // `to` is alive: the relink holds it
+    }
+    // seq_cst store, then seq_cst read of `users`: the Dekker pair with a request's pin.
+    f->node.store(&to, std::memory_order_seq_cst);
+    f->node_id.store(to.id(), std::memory_order_release);
+    f->moves.fetch_add(1, std::memory_order_acq_rel);
+    from.writers_.fetch_sub(1, std::memory_order_acq_rel);
+    to.writers_.fetch_add(1, std::memory_order_acq_rel);
+    to.followers_.push_back(f);
+    if (f->users.load(std::memory_order_seq_cst) == 0) {
+      log.garbage.push_back(std::move(old));  // no request can still look at it
+      continue;
+    }
+    // A request may hold the old node's pointer: it stays alive until the last one leaves.
+    {
+      std::lock_guard lock(f->mutex);
+      f->retired.push_back(std::move(old));
+      f->has_retired.store(true, std::memory_order_seq_cst);
+    }
+    if (f->users.load(std::memory_order_seq_cst) == 0) {
+      std::lock_guard lock(f->mutex);
+      for (NodeRef& r : f->retired) log.garbage.push_back(std::move(r));
+      f->retired.clear();
+      f->has_retired.store(false, std::memory_order_seq_cst);
+    }
+  }
+  const size_t moved = from.followers_.size();
+  from.followers_.clear();
+  bump_generation_locked();
+  return moved;
 }
 
 }  // namespace chainfs

@@ -13,8 +13,12 @@ namespace chainfs {
 
 namespace fs = std::filesystem;
 
+ReadOnlyCause Graph::effective_cause(ReadOnlyCause asked) const {
+  return options_.read_only ? ReadOnlyCause::User : asked;
+}
+
 Result<NodeRef> Graph::open_protocol(const std::string& name, const std::string& path,
-                                     bool read_only) {
+                                     ReadOnlyCause cause) {
   // Two drivers over one image would each cache and allocate on their own: corruption once
   // either writes. Header-found backing layers share the node instead (open_image_chain).
   if (NodeRef other = node_with_file(path))
@@ -22,12 +26,13 @@ Result<NodeRef> Graph::open_protocol(const std::string& name, const std::string&
   auto driver = make_driver("file");
   if (!driver) return make_error(Errc::Unsupported, "no file driver");
   CHAINFS_ASSIGN_OR_RETURN(NodeRef node, create_node(name, path, std::move(driver)));
+  cause = effective_cause(cause);
   OpenParams params;
   params.filename = path;
-  params.read_only = read_only || options_.read_only;
+  params.read_only = cause != ReadOnlyCause::None;
   CHAINFS_TRY(node->driver().open(*node, params));
   node->opened_ = true;
-  node->set_read_only(params.read_only);
+  node->set_read_only(cause);
   if (struct stat st{}; ::stat(path.c_str(), &st) == 0) {
     std::lock_guard lock(topology_mutex_);
     node->file_id_.emplace(st.st_dev, st.st_ino);
@@ -36,21 +41,21 @@ Result<NodeRef> Graph::open_protocol(const std::string& name, const std::string&
 }
 
 Result<NodeRef> Graph::open_format(const std::string& name, const std::string& driver_name,
-                                   NodeRef file, bool read_only) {
+                                   NodeRef file, ReadOnlyCause cause) {
   auto driver = make_driver(driver_name);
   if (!driver) return make_error(Errc::Invalid, "unknown driver '{}'", driver_name);
   CHAINFS_ASSIGN_OR_RETURN(NodeRef node, create_node(name, {}, std::move(driver)));
-  read_only = read_only || options_.read_only;
-  node->set_read_only(read_only);
+  cause = effective_cause(cause);
+  node->set_read_only(cause);
   CHAINFS_TRY(attach_child(*node, std::move(file), ChildRole::File));
   OpenParams params;
-  params.read_only = read_only;
+  params.read_only = cause != ReadOnlyCause::None;
   params.cache_bytes = options_.cache_bytes;
   CHAINFS_TRY(node->driver().open(*node, params));
   node->opened_ = true;
   if (std::string why = node->driver().forced_read_only_reason(); !why.empty()) {
-    if (!read_only) logger_->warn("node '{}' opened read-only: {}", name, why);
-    node->set_read_only(true);
+    if (!params.read_only) logger_->warn("node '{}' opened read-only: {}", name, why);
+    if (cause != ReadOnlyCause::User) node->set_read_only(ReadOnlyCause::Image);
   }
   return node;
 }
@@ -71,13 +76,24 @@ std::string file_stem(const std::string& path) {
 
 Result<NodeRef> Graph::open_image_chain(const std::string& path, const std::string& format,
                                         const std::string& name_hint, bool read_only) {
+  // Backing layers take no writers; a job may reopen them read-write (Graph::reopen) unless the
+  // user asked for the whole chain read-only.
+  return read_only
+             ? open_image_chain(path, format, name_hint, ReadOnlyCause::User, ReadOnlyCause::User)
+             : open_image_chain(path, format, name_hint, ReadOnlyCause::None,
+                                ReadOnlyCause::Backing);
+}
+
+Result<NodeRef> Graph::open_image_chain(const std::string& path, const std::string& format,
+                                        const std::string& name_hint, ReadOnlyCause top_cause,
+                                        ReadOnlyCause backing_cause) {
   // Open top to bottom, following header backing references; then link bottom-up.
   std::vector<NodeRef> layers;
   std::set<std::string> seen;  // canonical paths, to refuse loops
   std::string current = path;
   std::string current_format = format;
   std::string name = name_hint.empty() ? file_stem(path) : name_hint;
-  bool layer_read_only = read_only;
+  ReadOnlyCause layer_cause = top_cause;
   bool shares_bottom = false;  // the last layer is a node the graph already had
   for (;;) {
     std::error_code ec;
@@ -107,12 +123,12 @@ Result<NodeRef> Graph::open_image_chain(const std::string& path, const std::stri
     }
     std::string node_name = unique_name(name);
     CHAINFS_ASSIGN_OR_RETURN(NodeRef file,
-                             open_protocol(node_name + ".file", current, layer_read_only));
+                             open_protocol(node_name + ".file", current, layer_cause));
     if (current_format.empty()) {
       CHAINFS_ASSIGN_OR_RETURN(current_format, probe_format(*file));
     }
-    CHAINFS_ASSIGN_OR_RETURN(
-        NodeRef node, open_format(node_name, current_format, std::move(file), layer_read_only));
+    CHAINFS_ASSIGN_OR_RETURN(NodeRef node,
+                             open_format(node_name, current_format, std::move(file), layer_cause));
     auto ref = node->driver().backing_reference();
     layers.push_back(std::move(node));
     if (!ref || ref->filename.empty()) break;
@@ -121,7 +137,7 @@ Result<NodeRef> Graph::open_image_chain(const std::string& path, const std::stri
     current = next.string();
     current_format = ref->format;
     name = file_stem(current);
-    layer_read_only = true;  // backing layers never take writers
+    layer_cause = backing_cause;
   }
   for (size_t i = layers.size() - 1; i > 0; --i)
     CHAINFS_TRY(attach_child(*layers[i - 1], layers[i], ChildRole::Backing));
@@ -150,12 +166,14 @@ Result<NodeRef> Graph::open_named_node(const NodeSpec& spec) {
   if (unique_name(spec.name) != spec.name)
     return make_error(Errc::Exists, "node name '{}' is already taken", spec.name);
   NodeRef node;
-  bool ro = spec.read_only || options_.read_only;
+  const ReadOnlyCause cause =
+      effective_cause(spec.read_only ? ReadOnlyCause::User : ReadOnlyCause::None);
+  const bool ro = cause != ReadOnlyCause::None;
   if (spec.driver == "file") {
-    CHAINFS_ASSIGN_OR_RETURN(node, open_protocol(spec.name, spec.file, ro));
+    CHAINFS_ASSIGN_OR_RETURN(node, open_protocol(spec.name, spec.file, cause));
   } else if (spec.driver == "raw" || spec.driver == "qcow2") {
-    CHAINFS_ASSIGN_OR_RETURN(NodeRef file, open_protocol(spec.name + ".file", spec.file, ro));
-    CHAINFS_ASSIGN_OR_RETURN(node, open_format(spec.name, spec.driver, std::move(file), ro));
+    CHAINFS_ASSIGN_OR_RETURN(NodeRef file, open_protocol(spec.name + ".file", spec.file, cause));
+    CHAINFS_ASSIGN_OR_RETURN(node, open_format(spec.name, spec.driver, std::move(file), cause));
     if (spec.backing && !spec.backing->empty()) {
       CHAINFS_ASSIGN_OR_RETURN(NodeRef backing, find(*spec.backing));
       CHAINFS_TRY(attach_child(*node, std::move(backing), ChildRole::Backing));
@@ -163,8 +181,10 @@ Result<NodeRef> Graph::open_named_node(const NodeSpec& spec) {
       if (auto ref = node->driver().backing_reference(); ref && !ref->filename.empty()) {
         fs::path next(ref->filename);
         if (next.is_relative()) next = fs::path(spec.file).parent_path() / next;
-        CHAINFS_ASSIGN_OR_RETURN(NodeRef backing,
-                                 open_image_chain(next.string(), ref->format, "", true));
+        CHAINFS_ASSIGN_OR_RETURN(
+            NodeRef backing, open_image_chain(next.string(), ref->format, "",
+                                              ro ? ReadOnlyCause::User : ReadOnlyCause::Backing,
+                                              ro ? ReadOnlyCause::User : ReadOnlyCause::Backing));
         CHAINFS_TRY(attach_child(*node, std::move(backing), ChildRole::Backing));
       }
     }
@@ -173,7 +193,7 @@ Result<NodeRef> Graph::open_named_node(const NodeSpec& spec) {
     auto driver = make_driver("fault");
     if (!driver) return make_error(Errc::Unsupported, "no fault driver");
     CHAINFS_ASSIGN_OR_RETURN(node, create_node(spec.name, {}, std::move(driver)));
-    node->set_read_only(ro);
+    node->set_read_only(cause);
     CHAINFS_TRY(attach_child(*node, std::move(child), ChildRole::Filtered));
     OpenParams params;
     params.read_only = ro;

@@ -16,6 +16,20 @@ const char* child_role_name(ChildRole role) {
   return "?";
 }
 
+const char* read_only_cause_name(ReadOnlyCause cause) {
+  switch (cause) {
+    case ReadOnlyCause::None:
+      return "writable";
+    case ReadOnlyCause::User:
+      return "read-only as asked";
+    case ReadOnlyCause::Image:
+      return "read-only because of its image";
+    case ReadOnlyCause::Backing:
+      return "read-only as a backing layer";
+  }
+  return "?";
+}
+
 namespace detail {
 // The usual reference-count orderings: taking a reference from one already held needs no
 // ordering; the release that reaches zero must see every other holder's last use (acq_rel).

@@ -30,6 +30,21 @@ namespace chainfs {
 
 class Graph;
 class BlockHandle;
+namespace detail {
+struct HandleFollower;
+}
+
+// Why a node is read-only. The graph may reopen a node read-write (Graph::reopen) only when it
+// made it read-only itself; what the user asked for or the image forces stays.
+enum class ReadOnlyCause : uint8_t {
+  None,     // writable
+  User,     // the user asked (config `read-only: true`, `--image ...,read-only`, `node open ...
+            // read-only`, a read-only mount, add_node with read_only) — never reopened
+  Image,    // the driver refused to write the image (Driver::forced_read_only_reason())
+  Backing,  // the graph opened it read-only as a backing layer found through an image header, or
+            // reopened it read-only: a job may reopen it read-write
+};
+const char* read_only_cause_name(ReadOnlyCause cause);
 
 enum class ChildRole : uint8_t {
   File,      // a format node's protocol node
@@ -92,8 +107,20 @@ class Node {
   // Host path of the image this node reads: its own file for a protocol node, else its file (or
   // filtered) child's. Takes the topology lock.
   std::string filename() const;
-  bool read_only() const { return read_only_.load(std::memory_order_acquire); }
-  void set_read_only(bool ro) { read_only_.store(ro, std::memory_order_release); }
+  // Read-only for new writers and the driver (any cause but None).
+  bool read_only() const { return read_only_cause() != ReadOnlyCause::None; }
+  ReadOnlyCause read_only_cause() const {
+    return static_cast<ReadOnlyCause>(read_only_.load(std::memory_order_acquire));
+  }
+  // Records why the node is read-only (None: writable). The graph sets it when it opens or
+  // reopens the node; tests may too. `true` is ReadOnlyCause::User.
+  void set_read_only(ReadOnlyCause cause) {
+    read_only_.store(static_cast<uint8_t>(cause), std::memory_order_release);
+  }
+  void set_read_only(bool ro) { set_read_only(ro ? ReadOnlyCause::User : ReadOnlyCause::None); }
+  // Jobs holding the node reopened read-write (Graph::hold_read_write); guarded by the graph's
+  // change_mutex_.
+  int read_write_holds() const { return read_write_holds_; }
 
   // Children, without a lock: valid inside a request on this node, inside a drained section of
   // this node, or under the topology lock (graph internals). Elsewhere use
@@ -111,7 +138,8 @@ class Node {
   size_t parent_count() const;
   // The claims on this node now (claimant, kind), read under the topology lock.
   std::vector<ClaimInfo> claims() const;
-  // Open writable BlockHandles on this node.
+  // Open writable BlockHandles on this node (following ones included: they count on the node they
+  // target now).
   int writers() const { return writers_.load(std::memory_order_acquire); }
 
   // Data path. Each call counts as in flight on this node via the internal entry (it does not
@@ -166,7 +194,8 @@ class Node {
   std::optional<std::pair<uint64_t, uint64_t>> file_id_;
   std::string name_;
   std::unique_ptr<Driver> driver_;
-  std::atomic<bool> read_only_{false};
+  std::atomic<uint8_t> read_only_{0};  // a ReadOnlyCause
+  int read_write_holds_ = 0;           // guarded by graph_->change_mutex_
   std::atomic<uint64_t> refs_{1};
   std::atomic<int> writers_{0};                          // open writable BlockHandles
   std::atomic<WriteObserver*> write_observer_{nullptr};  // changed only inside drained sections
@@ -177,6 +206,9 @@ class Node {
   // Guarded by graph_->topology_mutex_.
   std::vector<Child*> parent_edges_;
   std::vector<ClaimInfo> claims_;
+  // The following writable handles targeting this node (graph.h, BlockHandle); guarded by
+  // graph_->topology_mutex_.
+  std::vector<detail::HandleFollower*> followers_;
 
   RequestGate gate_;  // after name_: the gate's sync-point tag views it
 };

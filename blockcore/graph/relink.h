@@ -17,6 +17,11 @@
 //       every backing edge onto FROM (but TO's own), and every chain rooted at FROM, moves to TO,
 //       whoever the parents are at that moment. A commit uses it (FROM = its top, TO = its base);
 //       so does a snapshot (FROM = the old node, TO = the overlay already backed by it).
+//       With MoveWriters::Yes the writable handles that follow graph changes (a guest's open file:
+//       BlockHandle in graph.h) move from FROM to TO as well, inside the same drained section, and
+//       the change is refused if TO could not take them (graph.h, check_writers_may_move_locked);
+//       an active commit's completion and a snapshot do that, an intermediate commit does not
+//       (nothing writes into a node that is not a chain's active layer while it is committed).
 //
 // Every Relink holds strong references to the nodes it names, so nothing it will link can vanish
 // before it runs (the job keeps them; seed 002's use-after-free).
@@ -28,25 +33,32 @@
 
 namespace chainfs {
 
+enum class MoveWriters : bool { No, Yes };
+
 class Relink {
  public:
   enum class Kind { BackingToBackingOf, BackingTo, Replace };
 
   static Relink backing_to_backing_of(NodeRef top, NodeRef above_base);
   static Relink backing_to(NodeRef top, NodeRef backing);
-  static Relink replace(NodeRef from, NodeRef to);
+  static Relink replace(NodeRef from, NodeRef to, MoveWriters writers = MoveWriters::No);
 
   Kind kind() const { return kind_; }
   const NodeRef& subject() const { return subject_; }  // top (backing_*) or from (replace)
   const NodeRef& target() const { return target_; }    // above_base, backing or to
+  bool moves_writers() const { return move_writers_ == MoveWriters::Yes; }
   std::string describe() const;
 
  private:
-  Relink(Kind kind, NodeRef subject, NodeRef target)
-      : kind_(kind), subject_(std::move(subject)), target_(std::move(target)) {}
+  Relink(Kind kind, NodeRef subject, NodeRef target, MoveWriters writers = MoveWriters::No)
+      : kind_(kind),
+        subject_(std::move(subject)),
+        target_(std::move(target)),
+        move_writers_(writers) {}
   Kind kind_;
   NodeRef subject_;
   NodeRef target_;
+  MoveWriters move_writers_;
 };
 
 }  // namespace chainfs

@@ -20,14 +20,21 @@ Result<void> CommitJob::on_start(const std::string& id) {
   for (const NodeRef& n : span_.between) targets.push_back({n, ClaimKind::JobIntermediate});
   targets.push_back({span_.base, ClaimKind::JobBase});
   CHAINFS_TRY(claim_nodes(id, std::move(targets)));
+  // base takes the copy: a backing layer found through a header is reopened read-write for the
+  // job (and read-only again at its end, unless it became the chain's active layer).
+  const std::string into = fmt::format("commit into '{}'", span_.base->name());
+  CHAINFS_TRY(hold_read_write(span_.base, into));
   auto handle = graph_.open_handle(span_.base, claim_, PermWrite);
-  if (!handle.ok())
-    return make_error(handle.error().code, "commit into '{}': {}", span_.base->name(),
-                      handle.error().message);
-  // At the end every image that names top as its backing file is rewritten to name base.
+  if (!handle.ok()) return make_error(handle.error().code, "{}: {}", into, handle.error().message);
+  // At the end every image that names top as its backing file is rewritten to name base: those
+  // must be writable too (refused now rather than after the copy).
   for (const NodeRef& parent : span_.top->parents()) {
-    const Capabilities caps = parent->capabilities();
-    if (caps.persists_backing && !caps.writable)
+    if (!parent->capabilities().persists_backing) continue;
+    CHAINFS_TRY(hold_read_write(
+        parent, fmt::format("commit of '{}': the image of node '{}' above it must name '{}' as "
+                            "its backing file at the end",
+                            span_.top->name(), parent->name(), span_.base->name())));
+    if (!parent->capabilities().writable)
       return make_error(Errc::ReadOnly,
                         "commit of '{}': node '{}' above it is read-only, so its image could not "
                         "be changed to name '{}' as its backing file",
@@ -186,7 +193,10 @@ Result<void> CommitJob::prepare() {
   DrainedSection drain({span_.top}, DrainScope::Subtree);
   Result<void> outcome = copy_all_dirty_drained();
   if (outcome.ok()) outcome = span_.base->flush();
-  if (outcome.ok()) outcome = graph_.relink({Relink::replace(span_.top, span_.base)});
+  // The guests' writable handles on top move to base in the same drained section: a write that
+  // waited at top's gate goes to base, none lands in the detached top.
+  if (outcome.ok())
+    outcome = graph_.relink({Relink::replace(span_.top, span_.base, MoveWriters::Yes)});
   tracker_ = nullptr;
   remove_observer(/*already_drained=*/true);
   return outcome;
@@ -212,6 +222,9 @@ void CommitJob::clean() {
   tracker_ = nullptr;
   remove_observer();
   base_handle_.reset();
+  // Last: base and the images above top go back to read-only (base stays read-write if an
+  // active commit made it the chain's active layer).
+  release_read_write();
 }
 
 }  // namespace chainfs

@@ -16,8 +16,10 @@
 // most kReadyDirtyBytes are left, becomes `ready`, and keeps mirroring new writes into base until
 // `complete`. The
 // final change drains NODE's subtree (no guest write in flight, new ones wait), copies what is
-// still dirty with internal I/O, flushes base and relinks replace(NODE, base) — the chain now
-// points at base, and no write acknowledged before the switch is missing. `cancel` (or a failure)
+// still dirty with internal I/O, flushes base and relinks replace(NODE, base, MoveWriters::Yes) —
+// the chain now points at base, the guests' open writable handles on NODE now write into base
+// (a write that waited at the drain goes there), and no write acknowledged before the switch is
+// missing. `cancel` (or a failure)
 // leaves the chain on NODE; a job cancelled after it was ready first brings base up to date
 // under the same kind of drain, so base holds a consistent copy of NODE.
 //

@@ -118,6 +118,13 @@ Result<void> CopyJob::flush_target() {
   return write_target_ ? flush_node(*write_target_) : ok_result();
 }
 
+Result<void> CopyJob::hold_read_write(const NodeRef& node, std::string_view what) {
+  auto hold = graph_.hold_read_write(node);
+  if (!hold.ok()) return make_error(hold.error().code, "{}: {}", what, hold.error().message);
+  if (hold->reopened()) read_write_.push_back(std::move(*hold));
+  return ok_result();
+}
+
 void CopyJob::install_observer(std::unique_ptr<WriteObserver> observer) {
   DrainedSection drain(*span_.top);
   observer_ = std::move(observer);

@@ -23,6 +23,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "blockcore/graph/claim.h"
@@ -67,6 +68,16 @@ class CopyJob : public Job {
   void install_observer(std::unique_ptr<WriteObserver> observer);
   void remove_observer(bool already_drained = false);
 
+  // Read-write access for the job to a node that may be read-only as a backing layer (a commit's
+  // base, the image above its top whose header it rewrites, a stream into a middle layer):
+  // Graph::hold_read_write, kept until release_read_write() (clean(); the destructor too, for a
+  // start that was refused). Refused (EROFS) when the user made the node read-only; `what` says
+  // what the job needed it for.
+  Result<void> hold_read_write(const NodeRef& node, std::string_view what);
+  // Drops the holds: the nodes the job reopened read-write go back to read-only, unless a node
+  // is now a chain's root (an active commit's base). Call once the job's own writes are done.
+  void release_read_write() { read_write_.clear(); }
+
   // The job's buffer of kWindow bytes (allocated on first use), cut to `length`.
   std::span<std::byte> buffer(uint64_t length);
 
@@ -92,6 +103,7 @@ class CopyJob : public Job {
   std::unique_ptr<WriteObserver> observer_;  // on span_.top while set
   std::vector<std::byte> buffer_;
   NodeRef write_target_;
+  std::vector<ReadWriteHold> read_write_;
   uint64_t unflushed_ = 0;
   std::optional<Error> background_error_;
   // Declared last: destroyed first, waiting for the flush before the nodes go.

@@ -36,12 +36,22 @@ class SnapshotAction final : public TransactionAction {
       return make_error(Errc::ReadOnly, "the mount is read-only: no overlay can be written");
     CHAINFS_ASSIGN_OR_RETURN(
         claim_, graph_.claim("snapshot transaction", {{node_, ClaimKind::Transaction}}));
-    if (int writers = node_->writers(); writers > 0)
-      return make_error(Errc::Busy,
-                        "node '{}' has {} open writer(s); their writes would change what the "
-                        "overlay reads (close them first)",
-                        node_->name(), writers);
+    // Open writers of NODE (a running guest) are not refused: they wait at the drain and move to
+    // the overlay with the relink below, so NODE keeps its point-in-time content.
     drain_ = DrainedSection(*node_);
+    // Every image that names NODE as its backing file is rewritten to name the overlay: a
+    // read-only backing layer above NODE (found through a header) is reopened read-write for
+    // that, before any file is created, and read-only again in clean().
+    for (const NodeRef& parent : node_->parents()) {
+      if (!parent->capabilities().persists_backing) continue;
+      auto hold = graph_.hold_read_write(parent);
+      if (!hold.ok())
+        return make_error(hold.error().code,
+                          "the image of '{}' above '{}' must name the overlay as its backing "
+                          "file: {}",
+                          parent->name(), node_->name(), hold.error().message);
+      read_write_.push_back(std::move(*hold));
+    }
 
     if (request_.mode == OverlayMode::Create) {
       Qcow2CreateOptions create;
@@ -67,7 +77,7 @@ class SnapshotAction final : public TransactionAction {
     }
     CHAINFS_TRY(graph_.set_backing(*overlay_, node_));
     backing_set_ = true;
-    CHAINFS_TRY(graph_.relink({Relink::replace(node_, overlay_)}));
+    CHAINFS_TRY(graph_.relink({Relink::replace(node_, overlay_, MoveWriters::Yes)}));
     relinked_ = true;
     return ok_result();
   }
@@ -81,7 +91,7 @@ class SnapshotAction final : public TransactionAction {
   void abort() override {
     aborted_ = true;
     if (relinked_) {
-      if (auto r = graph_.relink({Relink::replace(overlay_, node_)}); !r.ok())
+      if (auto r = graph_.relink({Relink::replace(overlay_, node_, MoveWriters::Yes)}); !r.ok())
         graph_.log().error("{}: putting the parents of '{}' back failed: {}", describe(),
                            node_->name(), r.error().message);
     }
@@ -94,6 +104,7 @@ class SnapshotAction final : public TransactionAction {
   }
 
   void clean() override {
+    read_write_.clear();  // the layers above NODE go back to read-only
     drain_.end();
     claim_.release();
     overlay_.reset();  // closes the overlay unless the graph holds it now
@@ -152,6 +163,7 @@ class SnapshotAction final : public TransactionAction {
   NodeRef overlay_;
   Claim claim_;
   DrainedSection drain_;
+  std::vector<ReadWriteHold> read_write_;  // parents of NODE reopened to rewrite their header
   std::optional<BackingReference> original_reference_;
   bool created_ = false;
   bool backing_set_ = false;

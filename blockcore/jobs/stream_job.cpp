@@ -23,6 +23,10 @@ Result<void> StreamJob::on_start(const std::string& id) {
   std::vector<ClaimTarget> targets{{span_.top, ClaimKind::JobTop}};
   for (const NodeRef& n : cut_) targets.push_back({n, ClaimKind::JobIntermediate});
   CHAINFS_TRY(claim_nodes(id, std::move(targets)));
+  const std::string into = fmt::format("stream into '{}'", span_.top->name());
+  // A middle layer found through a header is reopened read-write for the job (its data and its
+  // header change), and read-only again at the end.
+  CHAINFS_TRY(hold_read_write(span_.top, into));
   // The copy writes into top data that leaves what it reads unchanged.
   if (auto ok = graph_.check_writable(*span_.top, claim_, PermWriteUnchanged); !ok.ok())
     return make_error(ok.error().code, "stream into '{}': {}", span_.top->name(),
@@ -121,6 +125,7 @@ void StreamJob::clean() {
   finish_background_flush().ignore_error();
   remove_observer();
   cor_ = nullptr;
+  release_read_write();  // a middle layer goes back to read-only
 }
 
 }  // namespace chainfs

@@ -237,8 +237,8 @@ guest_io() {
 
 # chain_nodes_yaml DIR PREFIX: the config's `nodes:` entries that declare the layers made by
 # `make_chain DIR SIZE PREFIX` by name. Such nodes are opened writable and held by the user (they
-# stay listed until `control/node remove`), so a commit can write into its base; layers found
-# through image headers (--image) are opened read-only.
+# stay listed until `control/node remove`); layers found through image headers (--image) are
+# opened read-only, and a job reopens the ones it writes read-write for its run.
 chain_nodes_yaml() {
   local dir=$1 p=$2
   cat <<YAML

@@ -4,9 +4,10 @@
 # --wait` (returns at ready) and `chainfs job complete`, an active commit with guests writing and
 # reading the active node file from its start to past ready, and a ready active commit cancelled
 # (the chain stays on its top). Checked through the node files and, after unmounting, qemu-img.
-# The chains are declared by name in a config: such layers are opened writable (a base found
-# through image headers is opened read-only, and a commit into it is refused with EROFS) and held by
-# the user, so committed-out layers stay listed until `control/node remove`.
+# Chains vm, b and e are declared by name in a config: such layers are opened writable and held by
+# the user, so committed-out layers stay listed until `control/node remove`. Chains c and d are
+# opened with --image: their backing layers are read-only and the commit reopens its base
+# read-write for the job (test_jobs_image_chains.sh has more of those).
 source "$(dirname "$0")/lib.sh" "$@"
 command -v qemu-img >/dev/null || skip "qemu-img is not installed"
 command -v qemu-io >/dev/null || skip "qemu-io is not installed"
@@ -16,11 +17,11 @@ make_chain "$TMP" 32 c
 qemu-img convert -O raw "$TMP/mid.qcow2" "$TMP/midview.raw"  # what base reads after the commit
 {
   echo "nodes:"
-  for p in "" b c d e; do chain_nodes_yaml "$TMP" "$p"; done
+  for p in "" b e; do chain_nodes_yaml "$TMP" "$p"; done
   echo "chains:"
-  for p in "" b c d e; do echo "  - {name: ${p:-vm}, node: ${p}top}"; done
+  for p in "" b e; do echo "  - {name: ${p:-vm}, node: ${p}top}"; done
 } >"$TMP/chains.yaml"
-mount_fg --config "$TMP/chains.yaml"
+mount_fg --config "$TMP/chains.yaml" --image "$TMP/ctop.qcow2,chain=c" --image "$TMP/dtop.qcow2,chain=d"
 
 step "intermediate commit through control/commit; an open reader of base sees the new bytes"
 python3 - "$MNT" "$TMP/midview.raw" <<'PY' || fail "intermediate commit"
@@ -93,6 +94,9 @@ wait_job ac concluded 20
 expect_eq "ac error" "$(job_field ac error)" "~"
 expect_eq "chain c" "$(layers c)" "0-cbase"
 same_bytes "$MNT/nodes/cbase" "$TMP/cref.raw" || fail "cbase lacks guest writes"
+# cbase was a backing layer found through a header; now it is the active layer: it stays writable.
+[ ! -e "$MNT/nodes/ctop" ] && [ ! -e "$MNT/nodes/cmid" ] || fail "committed-out layers still listed"
+expect_eq "cbase writable" "$(open_errno "$MNT/nodes/cbase" rw)" "OK"
 
 step "a ready active commit cancelled: the chain stays on its top"
 expect_eq "started" "$(control commit "dtop id=dc\n")" "OK ok dc"
@@ -105,6 +109,8 @@ wait_job dc concluded 20
 expect_eq "chain d" "$(layers d)" "0-dtop 1-dmid 2-dbase"
 same_bytes "$MNT/nodes/dtop" "$TMP/dref.raw" || fail "dtop lost bytes"
 expect_eq "dtop writable" "$(open_errno "$MNT/nodes/dtop" rw)" "OK"
+case $(open_errno "$MNT/nodes/dbase" rw) in EACCES | EROFS) ;; *) fail "dbase takes writers" ;; esac
+log_has "node 'dbase' reopened read-only" || fail "no log line for dbase going back to read-only"
 
 unmount
 step "qemu-img agrees"

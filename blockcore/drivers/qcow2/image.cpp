@@ -12,6 +12,21 @@ namespace {
 uint64_t align_up(uint64_t v, uint64_t a) {
   return (v + a - 1) / a * a;
 }
+
+// Why an image with this header must not be written by chainfs, or empty.
+std::string read_only_reason(const Header& header) {
+  if (header.nb_snapshots > 0)
+    return fmt::format(
+        "the image has {} internal snapshot(s), whose shared clusters chainfs "
+        "does not manage",
+        header.nb_snapshots);
+  if (header.incompatible_features & kIncompatCorrupt)
+    return "the image is marked corrupt (run 'qemu-img check -r all' to repair it)";
+  if (header.incompatible_features & kIncompatDirty)
+    return "the image was not closed cleanly while using lazy refcounts (dirty bit set), so its "
+           "refcounts may be wrong (run 'qemu-img check -r all')";
+  return {};
+}
 }  // namespace
 
 // ---- MemoryHostFile ---------------------------------------------------------------------------
@@ -99,21 +114,9 @@ Result<void> Image::load(const ImageOptions& options) {
   CHAINFS_ASSIGN_OR_RETURN(header_, parse_header_cluster(first));
   CHAINFS_ASSIGN_OR_RETURN(geo_, validate_header(header_, file_length));
 
-  read_only_ = options.read_only;
-  std::string reason;
-  if (header_.nb_snapshots > 0)
-    reason = fmt::format(
-        "the image has {} internal snapshot(s), whose shared clusters chainfs "
-        "does not manage",
-        header_.nb_snapshots);
-  else if (header_.incompatible_features & kIncompatCorrupt)
-    reason = "the image is marked corrupt (run 'qemu-img check -r all' to repair it)";
-  else if (header_.incompatible_features & kIncompatDirty)
-    reason =
-        "the image was not closed cleanly while using lazy refcounts (dirty bit set), so its "
-        "refcounts may be wrong (run 'qemu-img check -r all')";
-  if (!reason.empty() && !read_only_) {
-    read_only_ = true;
+  read_only_.store(options.read_only, std::memory_order_release);
+  if (std::string reason = read_only_reason(header_); !reason.empty() && !options.read_only) {
+    read_only_.store(true, std::memory_order_release);
     forced_read_only_reason_ = reason;
   }
 
@@ -150,13 +153,58 @@ Result<void> Image::load(const ImageOptions& options) {
   refblock_cache_ = std::make_unique<TableCache>(refblocks);
   size_.store(header_.size, std::memory_order_release);
 
-  if (!read_only_ && header_.autoclear_features != 0) {
-    // Spec: a writer that does not maintain the auto-clear features (e.g. persistent bitmaps)
-    // must clear their bits before its first write.
-    std::byte zero[8] = {};
-    CHAINFS_TRY(write_header_fields(88, zero));
-    header_.autoclear_features = 0;
+  if (!read_only_) CHAINFS_TRY(clear_autoclear_features());
+  return {};
+}
+
+Result<void> Image::clear_autoclear_features() {
+  if (header_.autoclear_features == 0) return {};
+  // Spec: a writer that does not maintain the auto-clear features (e.g. persistent bitmaps) must
+  // clear their bits before its first write.
+  std::byte zero[8] = {};
+  CHAINFS_TRY(write_header_fields(88, zero));
+  header_.autoclear_features = 0;
+  return {};
+}
+
+Result<void> Image::reopen(bool read_only) {
+  if (read_only == read_only_.load(std::memory_order_acquire)) return {};
+  std::lock_guard lock(meta_mutex_);
+  if (read_only) {
+    // Everything cached reaches the disk while we may still write; then no more writes.
+    CHAINFS_TRY(write_back_all());
+    read_only_.store(true, std::memory_order_release);
+    return {};
   }
+  if (!forced_read_only_reason_.empty())
+    return make_error(Errc::ReadOnly, "cannot reopen the qcow2 image read-write: {}",
+                      forced_read_only_reason_);
+  // The image may have changed on disk while we only read it (qemu-img, another program): look
+  // at its header again. A reason to stay read-only refuses; a header whose tables moved means
+  // our cached metadata no longer describes the file, so writing through it would corrupt it.
+  const uint64_t file_length = file_.length();
+  std::vector<std::byte> first(std::min<uint64_t>(file_length, geo_.cluster_size));
+  if (!first.empty()) CHAINFS_TRY(host_read(0, first));
+  auto fresh = parse_header_cluster(first);
+  if (!fresh.ok())
+    return make_error(fresh.error().code,
+                      "cannot reopen the qcow2 image read-write: its header no longer reads: {}",
+                      fresh.error().message);
+  if (std::string reason = read_only_reason(*fresh); !reason.empty())
+    return make_error(Errc::ReadOnly, "cannot reopen the qcow2 image read-write: {}", reason);
+  if (fresh->cluster_bits != header_.cluster_bits || fresh->size != header_.size ||
+      fresh->l1_size != header_.l1_size || fresh->l1_table_offset != header_.l1_table_offset ||
+      fresh->refcount_table_offset != header_.refcount_table_offset ||
+      fresh->refcount_table_clusters != header_.refcount_table_clusters ||
+      fresh->refcount_order != header_.refcount_order)
+    return make_error(Errc::Busy,
+                      "cannot reopen the qcow2 image read-write: its header changed on disk since "
+                      "it was opened (another program wrote it)");
+  // Allocation starts past everything the file holds now.
+  host_end_ = std::max(host_end_, align_up(file_length, geo_.cluster_size));
+  header_.autoclear_features = fresh->autoclear_features;
+  CHAINFS_TRY(clear_autoclear_features());
+  read_only_.store(false, std::memory_order_release);
   return {};
 }
 

@@ -98,7 +98,7 @@ class Image {
   Image& operator=(const Image&) = delete;
 
   uint64_t size() const { return size_.load(std::memory_order_acquire); }
-  bool read_only() const { return read_only_; }
+  bool read_only() const { return read_only_.load(std::memory_order_acquire); }
   const std::string& forced_read_only_reason() const { return forced_read_only_reason_; }
   const Geometry& geometry() const { return geo_; }
   std::optional<BackingReference> backing_reference() const;
@@ -114,6 +114,13 @@ class Image {
   Result<void> set_backing_reference(const std::optional<BackingReference>& ref);
   // Writes back all metadata (read-write images); called once before destruction.
   Result<void> close();
+  // Switches between read-only and read-write (Driver::reopen); the caller makes sure no request
+  // is in flight. Read-only: writes back all metadata and syncs first. Read-write: refused while
+  // the image has a reason to stay read-only (forced_read_only_reason(), or one its header shows
+  // now: dirty or corrupt bit, internal snapshots) or when its header's tables moved on disk
+  // since it was opened; clears the auto-clear features as an open for writing does. Refcounts
+  // and tables load on demand as for any writable image.
+  Result<void> reopen(bool read_only);
 
  private:
   struct Plan;  // image_write.cpp: what one write-like request does per cluster
@@ -122,6 +129,7 @@ class Image {
 
   Image(HostFile& file, BackingReader& backing) : file_(file), backing_(backing) {}
   Result<void> load(const ImageOptions& options);
+  Result<void> clear_autoclear_features();  // meta_mutex_ held (or not yet shared)
 
   // ---- host I/O helpers (any lock state) --------------------------------------------------
   Result<void> host_read(uint64_t offset, std::span<std::byte> buf);
@@ -172,8 +180,10 @@ class Image {
 
   HostFile& file_;
   BackingReader& backing_;
-  bool read_only_ = false;
-  std::string forced_read_only_reason_;
+  // Atomic: capabilities() reads it outside requests while reopen() may switch it. Requests
+  // never see it change (reopen runs with none in flight).
+  std::atomic<bool> read_only_{false};
+  std::string forced_read_only_reason_;  // set once, in load()
   Geometry geo_;
   std::atomic<uint64_t> size_{0};
 

@@ -17,6 +17,7 @@ class NodeHostFile final : public qcow2::HostFile {
   Result<void> submit(std::span<IoOp> ops) override { return self_.file()->submit(ops); }
   Result<void> sync() override { return self_.file()->flush(); }
   uint64_t length() const override { return self_.file()->size(); }
+  bool writable() const { return self_.file()->capabilities().writable; }
 
  private:
   Node& self_;
@@ -110,6 +111,14 @@ class Qcow2Driver final : public Driver {
   }
   Result<void> set_backing_reference(const std::optional<BackingReference>& ref) override {
     return image_->set_backing_reference(ref);
+  }
+  Result<void> reopen(bool read_only) override {
+    if (!image_) return make_error(Errc::Invalid, "qcow2 node is not open");
+    if (!read_only && !host_->writable())
+      return make_error(Errc::ReadOnly,
+                        "cannot reopen the qcow2 image read-write: its file node does not take "
+                        "writes");
+    return image_->reopen(read_only);
   }
   std::string forced_read_only_reason() const override {
     return image_ ? image_->forced_read_only_reason() : std::string();

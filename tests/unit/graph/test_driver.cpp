@@ -25,10 +25,28 @@ TestDriver::TestDriver(TestDriverOptions options, std::shared_ptr<TestStats> sta
     for (auto& b : blocks_) b = std::vector<std::byte>(kBlock, std::byte{*options_.fill});
 }
 
-Result<void> TestDriver::open(Node& self, const OpenParams&) {
+Result<void> TestDriver::open(Node& self, const OpenParams& params) {
   if (options_.fail_open) return make_error(Errc::Io, "test driver: open fails as asked");
   self_ = &self;
+  read_only_.store(params.read_only);
   stats_->opens.fetch_add(1);
+  return {};
+}
+
+Result<void> TestDriver::reopen(bool read_only) {
+  {
+    std::lock_guard lock(mutex_);
+    if (fail_reopen_ && fail_reopen_->first == read_only) {
+      const Errc code = fail_reopen_->second;
+      fail_reopen_.reset();
+      return make_error(code, "test driver: reopen fails as asked");
+    }
+  }
+  if (!read_only && !options_.writable)
+    return make_error(Errc::ReadOnly, "test driver: not writable");
+  stats_->in_flight_at_reopen.store(self_->gate().in_flight());
+  read_only_.store(read_only);
+  stats_->reopens.fetch_add(1);
   return {};
 }
 
@@ -38,7 +56,7 @@ void TestDriver::close() {
 
 Capabilities TestDriver::capabilities() const {
   Capabilities caps;
-  caps.writable = options_.writable;
+  caps.writable = options_.writable && !read_only_.load();
   caps.discard = true;
   caps.write_zeroes = true;
   caps.has_backing = options_.has_backing;
@@ -88,6 +106,7 @@ Result<void> TestDriver::read(uint64_t offset, std::span<std::byte> buf) {
 }
 
 Result<void> TestDriver::write(uint64_t offset, std::span<const std::byte> buf) {
+  if (read_only_.load()) return make_error(Errc::ReadOnly, "test driver: read-only");
   Tracker tracker(*stats_);
   stats_->writes.fetch_add(1);
   uint64_t done = 0;

@@ -33,6 +33,9 @@ struct TestStats {
   std::atomic<int> max_in_flight{0};
   std::atomic<int> gate_in_flight_at_read{-1};  // the node's in-flight count seen by read()
   std::atomic<int> set_backing_calls{0};
+  std::atomic<int> reopens{0};  // successful Driver::reopen calls
+  // The node's in-flight count seen by the last reopen(): 0 inside a drain.
+  std::atomic<int> in_flight_at_reopen{-1};
   // The node's quiesce count seen by the last set_backing_reference(): > 0 inside a drain.
   std::atomic<int> quiesce_at_set_backing{-1};
 };
@@ -64,9 +67,16 @@ class TestDriver : public Driver {
   Result<BlockStatus> block_status(uint64_t offset, uint64_t length) override;
   std::optional<BackingReference> backing_reference() const override;
   Result<void> set_backing_reference(const std::optional<BackingReference>& ref) override;
+  Result<void> reopen(bool read_only) override;
 
   // Test controls.
   void fail_next_set_backing(Errc code) { fail_set_backing_ = code; }
+  // The next reopen() in the given direction fails with `code`.
+  void fail_next_reopen(bool read_only, Errc code) {
+    std::lock_guard lock(mutex_);
+    fail_reopen_ = {read_only, code};
+  }
+  bool driver_read_only() const { return read_only_.load(); }
   void set_block(uint64_t index, uint8_t value);  // allocates the block with `value`
 
  private:
@@ -78,6 +88,8 @@ class TestDriver : public Driver {
   std::vector<std::optional<std::vector<std::byte>>> blocks_;
   std::optional<BackingReference> recorded_;
   std::optional<Errc> fail_set_backing_;
+  std::optional<std::pair<bool, Errc>> fail_reopen_;  // guarded by mutex_
+  std::atomic<bool> read_only_{false};
 };
 
 // A test node: returns it with its stats. `filename` (optional) is what backing references name.

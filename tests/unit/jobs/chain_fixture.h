@@ -164,8 +164,8 @@ class JobsFixture : public ::testing::Test {
   // Opens NAMES (bottom first) as writable qcow2 nodes named after them, linked as their headers
   // say, with a chain `chain` rooted at the last one. Like --image, the nodes are held only by
   // their parents and the chain, so a job that cuts one out closes it; unlike --image, every
-  // layer is opened writable (commit writes into its base, and a relink rewrites the header of
-  // the node above: see docs/jobs.md, "Read-only layers").
+  // layer is opened writable, as config `nodes:` layers are (with --image the backing layers are
+  // read-only and a job reopens them: docs/jobs.md, "Read-only layers").
   void open_writable_chain(const std::vector<std::string>& names, const std::string& chain = "vm") {
     if (!graph_) open_graph();
     std::vector<NodeRef> nodes;

@@ -63,6 +63,23 @@ TEST_F(SnapshotTest, OfAMiddleLayer_TheLayerAboveNowBacksOntoTheOverlay) {
   EXPECT_EQ(dir_.backing_file("mid-snap"), "mid.qcow2");
 }
 
+// mid is a read-only backing layer (from top's header): its header must name the overlay, so the
+// transaction reopens it read-write for that and read-only again at its end.
+TEST_F(SnapshotTest, OfTheBottomLayer_TheReadOnlyLayerAboveIsReopenedForItsHeader) {
+  make_chain();
+  EXPECT_EQ(node("mid")->read_only_cause(), ReadOnlyCause::Backing);
+  EXPECT_EQ(run("snapshot", "base " + path("base-snap.qcow2")), "ok");
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "mid", "base-snap", "base"}));
+  EXPECT_EQ(node("mid")->read_only_cause(), ReadOnlyCause::Backing);
+  EXPECT_FALSE(node("mid")->capabilities().writable);
+  EXPECT_TRUE(same_bytes(read_node("top"), expected_));
+  close_graph();
+  EXPECT_EQ(dir_.backing_file("mid"), "base-snap.qcow2");
+  EXPECT_EQ(dir_.sh("qemu-img check -q mid.qcow2"), 0);
+  dir_.write_raw("expected.raw", expected_);
+  EXPECT_EQ(dir_.sh("qemu-img compare -q -f raw -F qcow2 expected.raw top.qcow2"), 0);
+}
+
 TEST_F(SnapshotTest, ModeExisting_TakesTheImageAndRecordsTheBackingInItsHeader) {
   make_chain();
   ASSERT_EQ(dir_.sh("qemu-img create -q -f qcow2 other.qcow2 16M"), 0);
@@ -171,7 +188,7 @@ TEST_F(SnapshotTest, SeveralLines_AllApplied) {
   EXPECT_TRUE(same_bytes(read_node("two"), expected_));
 }
 
-TEST_F(SnapshotTest, OfANodeAJobUses_OrWithOpenWriters_IsRefusedWithEbusy) {
+TEST_F(SnapshotTest, OfANodeAJobUses_IsRefusedWithEbusy) {
   make_chain();
   const std::string id = start("stream", "top speed=64K");
   Error e = refused("snapshot", "mid " + path("s.qcow2"));
@@ -179,15 +196,60 @@ TEST_F(SnapshotTest, OfANodeAJobUses_OrWithOpenWriters_IsRefusedWithEbusy) {
   EXPECT_NE(e.message.find("job stream0"), std::string::npos) << e.message;
   run("job", "cancel " + id);
   wait_concluded(id);
-  {
-    auto writer = graph_->open_handle(node("top"), true);
-    ASSERT_TRUE(writer.ok());
-    e = refused("snapshot", "top " + path("s.qcow2"));
-    EXPECT_EQ(e.code, Errc::Busy);
-    EXPECT_NE(e.message.find("open writer"), std::string::npos) << e.message;
-  }
   EXPECT_FALSE(exists("s.qcow2"));
   run("snapshot", "top " + path("s.qcow2"));
+}
+
+// A live snapshot of a running guest: its open writable handle moves to the overlay, later writes
+// land there, and the node keeps its point-in-time content.
+TEST_F(SnapshotTest, WithAnOpenWriter_TheWriterMovesToTheOverlayAndTheNodeKeepsItsContent) {
+  make_chain();
+  auto guest = graph_->open_handle(node("top"), true);
+  ASSERT_TRUE(guest.ok()) << guest.error().message;
+  std::vector<std::byte> before(64 * KiB, std::byte{0x41});
+  ASSERT_TRUE(guest->write(1 * MiB, before).ok());
+  std::copy(before.begin(), before.end(), expected_.begin() + 1 * MiB);
+  const std::vector<std::byte> point_in_time = expected_;
+
+  EXPECT_EQ(run("snapshot", "top " + path("snap.qcow2")), "ok");
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"snap", "top", "mid", "base"}));
+  EXPECT_EQ(guest->node_id(), node("snap")->id());
+  EXPECT_EQ(node("top")->writers(), 0);
+  EXPECT_EQ(node("snap")->writers(), 1);
+
+  std::vector<std::byte> after(64 * KiB, std::byte{0x42});
+  ASSERT_TRUE(guest->write(3 * MiB, after).ok());
+  ASSERT_TRUE(guest->flush().ok());
+  std::copy(after.begin(), after.end(), expected_.begin() + 3 * MiB);
+  EXPECT_TRUE(same_bytes(read_node("top"), point_in_time)) << "top changed after the snapshot";
+  EXPECT_TRUE(same_bytes(read_node("snap"), expected_));
+  *guest = BlockHandle(nullptr, false);
+
+  close_graph();
+  EXPECT_EQ(dir_.sh("qemu-img check -q snap.qcow2"), 0);
+  EXPECT_EQ(dir_.sh("qemu-img check -q top.qcow2"), 0);
+  dir_.write_raw("expected.raw", expected_);
+  dir_.write_raw("point.raw", point_in_time);
+  EXPECT_EQ(dir_.sh("qemu-img compare -q -f raw -F qcow2 expected.raw snap.qcow2"), 0);
+  EXPECT_EQ(dir_.sh("qemu-img compare -q -f raw -F qcow2 point.raw top.qcow2"), 0);
+}
+
+// A failed transaction puts the writers back where they were, with the parents and chains.
+TEST_F(SnapshotTest, FailedTransactionWithAnOpenWriter_PutsTheWriterBack) {
+  make_chain();
+  auto guest = graph_->open_handle(node("top"), true);
+  ASSERT_TRUE(guest.ok());
+  dir_.create("taken", kSize);
+  const Error e = refused("snapshot", "top " + path("s1.qcow2") + "\nmid " + path("taken.qcow2"));
+  EXPECT_EQ(e.code, Errc::Exists) << e.message;
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "mid", "base"}));
+  EXPECT_EQ(guest->node_id(), node("top")->id());
+  EXPECT_EQ(node("top")->writers(), 1);
+  EXPECT_FALSE(exists("s1.qcow2"));
+  std::vector<std::byte> data(4 * KiB, std::byte{0x77});
+  ASSERT_TRUE(guest->write(0, data).ok());
+  std::copy(data.begin(), data.end(), expected_.begin());
+  EXPECT_TRUE(same_bytes(read_node("top"), expected_));
 }
 
 }  // namespace

@@ -87,19 +87,43 @@ TEST_F(StreamTest, WithBase_CutsOutTheMiddleAndTheHeaderNamesBase) {
   EXPECT_NE(map.find("\"depth\": 1"), std::string::npos) << "base's data still comes from base";
 }
 
-TEST_F(StreamTest, StreamOfAMiddleLayer_KeepsTheLayersAbove) {
+// mid is a backing layer found through top's header, opened read-only: the job reopens it
+// read-write (its data and header change) and read-only again at the end.
+TEST_F(StreamTest, StreamOfAMiddleLayerOfAnImageChain_KeepsTheLayersAboveAndMidReadOnlyAfter) {
   make_chain();
   const std::vector<std::byte> expected = dir_.raw_view("top");
   const std::vector<std::byte> expected_mid = dir_.raw_view("mid");
-  open_writable_chain({"base", "mid", "top"});
+  open_image("top");
+  EXPECT_EQ(node("mid")->read_only_cause(), ReadOnlyCause::Backing);
 
   const std::string id = start("stream", "mid");
+  EXPECT_TRUE(node("mid")->capabilities().writable) << "reopened read-write for the job";
+  EXPECT_EQ(graph_->check_writable(*node("mid")).error().code, Errc::Access)
+      << "but still no new writers: it is top's backing layer";
   expect_completed(id);
   EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "mid"}));
+  EXPECT_EQ(node("mid")->read_only_cause(), ReadOnlyCause::Backing) << "read-only again";
+  EXPECT_FALSE(node("mid")->capabilities().writable);
+  EXPECT_FALSE(node("mid.file")->capabilities().writable);
   EXPECT_TRUE(same_bytes(read_node("mid"), expected_mid));
   EXPECT_TRUE(same_bytes(read_node("top"), expected));
   close_graph();
   EXPECT_EQ(dir_.chain_files("top"), (std::vector<std::string>{"top.qcow2", "mid.qcow2"}));
+  EXPECT_EQ(dir_.backing_file("mid"), "");
+  expect_image_reads("top", expected);
+  expect_image_reads("mid", expected_mid);
+}
+
+// Config `nodes:` layers, all writable: the same job without any reopening.
+TEST_F(StreamTest, StreamOfAMiddleLayerOfWritableNodes_KeepsTheLayersAbove) {
+  make_chain();
+  const std::vector<std::byte> expected = dir_.raw_view("top");
+  open_writable_chain({"base", "mid", "top"});
+  const std::string id = start("stream", "mid");
+  expect_completed(id);
+  EXPECT_EQ(chain_layers(), (std::vector<std::string>{"top", "mid"}));
+  EXPECT_TRUE(node("mid")->capabilities().writable) << "writable as declared";
+  close_graph();
   expect_image_reads("top", expected);
 }
 
@@ -219,13 +243,20 @@ TEST_F(StreamTest, CancelInPending_MakesNoGraphChange) {
   EXPECT_TRUE(same_bytes(read_node("top"), expected));
 }
 
-TEST_F(StreamTest, IntoAReadOnlyLayer_IsRefusedWithErofs) {
+TEST_F(StreamTest, IntoALayerTheUserMadeReadOnly_IsRefusedWithErofsAndALogLine) {
   make_chain();
-  open_image("top");  // backing layers found through headers are opened read-only
+  open_graph();
+  ImageSpec spec;  // `--image top.qcow2,read-only`: the whole chain read-only as asked
+  spec.path = dir_.file("top.qcow2");
+  spec.chain = "vm";
+  spec.read_only = true;
+  ASSERT_TRUE(graph_->open_image(spec).ok());
   const Error e = refused("stream", "mid");
   EXPECT_EQ(e.code, Errc::ReadOnly) << e.message;
   EXPECT_NE(e.message.find("stream into 'mid'"), std::string::npos) << e.message;
   EXPECT_TRUE(node("mid")->claims().empty());
+  EXPECT_EQ(node("mid")->read_only_cause(), ReadOnlyCause::User);
+  EXPECT_TRUE(log_contains("refused (EROFS)")) << log_text();
 }
 
 TEST_F(StreamTest, AutoDismiss_RemovesTheJobWhenItSucceeds) {
