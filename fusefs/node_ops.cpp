@@ -78,6 +78,7 @@ void Filesystem::open_node(fuse_req_t req, Ino ino, fuse_file_info* fi) {
 }
 
 void Filesystem::read_node(fuse_req_t req, NodeFileHandle& h, size_t size, off_t off) {
+  graph_.note_guest_request();
   // The pin keeps the node alive while we look at it, even if a graph change moves the handle.
   BlockHandle::Pin pin(h.block);
   uint64_t length = pin.node().size();
@@ -97,6 +98,7 @@ void Filesystem::read_node(fuse_req_t req, NodeFileHandle& h, size_t size, off_t
 void Filesystem::write_node(fuse_req_t req, NodeFileHandle& h, const char* buf, size_t size,
                             off_t off) {
   if (!h.block.writable()) return (void)fuse_reply_err(req, EBADF);
+  graph_.note_guest_request();
   BlockHandle::Pin pin(h.block);  // see read_node
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
   if (size == 0) return (void)fuse_reply_write(req, 0);
