@@ -4,8 +4,23 @@
 Builds a deterministic 3-layer qcow2 chain (base ~60% allocated, mid ~20%, top ~10%, 64 KiB
 clusters), serves its top layer with chainfs and with qemu-storage-daemon (QSD), runs fio against
 both (and against libfuse's no-op `null` example, the ceiling FUSE itself sets), times stream,
-intermediate commit and active commit on both, and prints one table of medians and ratios.
-Each system gets its own copy of the chain; systems alternate within every repetition.
+intermediate commit and active commit on both, measures guest random reads while a stream or an
+active commit runs, and prints one table of medians, ratios and the issue-6 targets.
+
+What each figure measures (the same work on both systems):
+- reads (O_DIRECT): time-based fio runs over one copy of the chain per system;
+- buffered seq read: one pass over the whole node, page cache of the mount empty at the start;
+- seq write 1M QD8: one pass over the whole node, each system on a fresh copy of the chain, so
+  ~90% of the clusters are allocated by the write (top is ~10% allocated);
+- rand write 4k QD1: a fixed number of writes at the same seeded offsets on a fresh copy; the
+  first write into a cluster of top copies the rest of the 64 KiB cluster up from the backing
+  chain (copy-on-write), later writes into it are in place;
+- jobs: from the start command to the job's conclusion (active commit: completed as soon as it
+  is ready), each on a fresh copy;
+- guest rand read 4k QD16 during a job: IOPS while the job runs at unlimited speed over IOPS of
+  the same fio run before the job started (fio's per-100 ms IOPS log, Unix timestamps).
+Before every run the chain's files are read once (warm host cache); the order of the systems
+rotates between repetitions; medians over repetitions, every repetition in the second table.
 """
 import argparse
 import json
@@ -56,78 +71,124 @@ def make_chain(d, size_mib):
     return os.path.join(d, "top.qcow2")
 
 
-def copy_chain(src, dst):
-    os.makedirs(dst, exist_ok=True)
+def copy_chain(src, dst, only_top=False):
+    """A private copy of the chain; with only_top, base and mid are hard links to the golden
+    files (opened read-only by both systems), so a write workload copies ~10% of the data."""
+    shutil.rmtree(dst, ignore_errors=True)
+    os.makedirs(dst)
     for name in ("base", "mid", "top"):
-        shutil.copyfile(os.path.join(src, f"{name}.qcow2"), os.path.join(dst, f"{name}.qcow2"))
+        a, b = os.path.join(src, f"{name}.qcow2"), os.path.join(dst, f"{name}.qcow2")
+        if only_top and name != "top":
+            os.link(a, b)
+        else:
+            shutil.copyfile(a, b)
+    os.sync()  # the copy's writeback must not run during the measurement
+
+
+def warm(d):
+    """Reads the chain's files once, so every system starts with the host cache warm (the first
+    system of a repetition would otherwise pay the misses the next one profits from)."""
+    for name in ("base", "mid", "top"):
+        with open(os.path.join(d, f"{name}.qcow2"), "rb", buffering=0) as f:
+            while f.read(8 << 20):
+                pass
 
 
 # ---- the servers -------------------------------------------------------------------------------
 
+CHAINFS_CONFIG = """\
+# Every layer declared by name, so that commits may write into their base.
+log-level: warn
+nodes:
+  - name: base
+    driver: qcow2
+    file: base.qcow2
+    backing: ~
+    read-only: {ro}
+  - name: mid
+    driver: qcow2
+    file: mid.qcow2
+    backing: base
+    read-only: {ro}
+  - name: top
+    driver: qcow2
+    file: top.qcow2
+    backing: mid
+chains:
+  - name: vm
+    node: top
+"""
+
+JOB_LINES = {"stream": ("stream", "top"), "commit": ("commit", "mid base=base"),
+             "active-commit": ("commit", "top base=base")}
+
+
 class Chainfs:
     label = "chainfs"
 
-    def __init__(self, binary, d):
+    def __init__(self, binary, d, backing_ro=False):
         self.binary, self.d = binary, d
         self.mnt = os.path.join(d, "mnt")
         os.makedirs(self.mnt, exist_ok=True)
-        sh(binary, "mount", self.mnt, "--image", os.path.join(d, "top.qcow2"), "--log-level", "warn")
+        config = os.path.join(d, "chain.yaml")
+        with open(config, "w") as f:
+            f.write(CHAINFS_CONFIG.format(ro="true" if backing_ro else "false"))
+        sh(binary, "mount", self.mnt, "--config", config)
         self.target = os.path.join(self.mnt, "nodes", "top")
 
     def stop(self):
         subprocess.run(["fusermount3", "-u", self.mnt], check=False)
 
-    def run_job(self, kind):
-        """Returns seconds from the control write to the job's conclusion, or None."""
-        line = {"stream": "top", "commit": "mid base=base", "active-commit": "top base=base"}[kind]
-        ctl = "stream" if kind == "stream" else "commit"
-        t0 = time.monotonic()
+    def start_job(self, kind):
+        ctl, line = JOB_LINES[kind]
+        fd = os.open(os.path.join(self.mnt, "control", ctl), os.O_RDWR)
         try:
-            fd = os.open(os.path.join(self.mnt, "control", ctl), os.O_RDWR)
-            try:
-                os.write(fd, (line + " id=bench\n").encode())
-            finally:
-                os.close(fd)
-        except OSError as e:
-            log(f"chainfs {kind}: {e.strerror}")
-            return None
+            os.write(fd, (line + " id=bench\n").encode())
+        finally:
+            os.close(fd)
+
+    def wait_job(self, kind):
+        """Waits for the conclusion (completing an active commit once ready); raises on failure."""
         status = os.path.join(self.mnt, "jobs", "bench")
+        completed = False
         while True:
             with open(status) as f:
-                st = dict(l.split(": ", 1) for l in f.read().splitlines() if ": " in l)
+                st = dict(line.split(": ", 1) for line in f.read().splitlines() if ": " in line)
             state = st.get("state", "").strip()
-            if state == "ready":
+            if state == "ready" and not completed:
                 with open(os.path.join(self.mnt, "control", "job"), "w") as f:
                     f.write("complete bench\n")
+                completed = True
             if state == "concluded":
-                dt = time.monotonic() - t0
                 if st.get("error", "~").strip() != "~":
-                    log(f"chainfs {kind} failed: {st['error']}")
-                    return None
+                    raise RuntimeError(f"chainfs {kind} failed: {st['error'].strip()}")
                 with open(os.path.join(self.mnt, "control", "job"), "w") as f:
                     f.write("dismiss bench\n")
-                return dt
-            time.sleep(0.01)
+                return
+            time.sleep(0.005)
 
 
 class Qsd:
     label = "qsd"
 
-    def __init__(self, d, export=True, writable=True):
+    def __init__(self, d, export=True, writable=True, backing_ro=False):
         self.d = d
         self.sock = os.path.join(d, "qmp.sock")
         self.target = os.path.join(d, "export")
         args = ["qemu-storage-daemon"]
         for name, backing in (("base", None), ("mid", "base"), ("top", "mid")):
+            ro = backing_ro and name != "top"
             args += ["--blockdev", json.dumps({"driver": "file", "filename": f"{d}/{name}.qcow2",
-                                               "node-name": f"{name}-file"})]
+                                               "node-name": f"{name}-file", "read-only": ro})]
             args += ["--blockdev", json.dumps({"driver": "qcow2", "file": f"{name}-file",
-                                               "node-name": name, "backing": backing})]
+                                               "node-name": name, "backing": backing,
+                                               "read-only": ro})]
         if export:
             open(self.target, "a").close()
             args += ["--export", f"type=fuse,id=exp,node-name=top,mountpoint={self.target},"
                                  f"writable={'on' if writable else 'off'}"]
-        args += ["--chardev", f"socket,id=qmp,path={self.sock},server=on,wait=off", "--monitor", "chardev=qmp"]
+        args += ["--chardev", f"socket,id=qmp,path={self.sock},server=on,wait=off",
+                 "--monitor", "chardev=qmp"]
         self.proc = subprocess.Popen(args, stderr=subprocess.PIPE)
         self.qmp = QMP(self.sock)
 
@@ -138,8 +199,7 @@ class Qsd:
             self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=60)
 
-    def run_job(self, kind):
-        t0 = time.monotonic()
+    def start_job(self, kind):
         if kind == "stream":
             self.qmp.cmd("block-stream", **{"job-id": "bench", "device": "top"})
         elif kind == "commit":
@@ -147,14 +207,14 @@ class Qsd:
                                             "base-node": "base"})
         else:
             self.qmp.cmd("block-commit", **{"job-id": "bench", "device": "top", "base-node": "base"})
+
+    def wait_job(self, kind):
+        if kind == "active-commit":
             self.qmp.wait_event({"BLOCK_JOB_READY"}, "bench")
             self.qmp.cmd("block-job-complete", device="bench")
         ev = self.qmp.wait_event({"BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED"}, "bench")
-        dt = time.monotonic() - t0
         if ev["event"] != "BLOCK_JOB_COMPLETED" or ev["data"].get("error"):
-            log(f"qsd {kind} failed: {ev}")
-            return None
-        return dt
+            raise RuntimeError(f"qsd {kind} failed: {ev}")
 
 
 class NullFuse:
@@ -172,28 +232,44 @@ class NullFuse:
         sh(exe, self.target, "-o", "max_read=1048576")
 
     def stop(self):
-        subprocess.run(["fusermount3", "-u", self.target], check=False)
+        # null.c may already have gone with its mount; nothing to report then.
+        subprocess.run(["fusermount3", "-u", self.target], check=False, stderr=subprocess.DEVNULL)
 
 
 # ---- fio ---------------------------------------------------------------------------------------
 
-WORKLOADS = [  # (key, label, rw, bs, iodepth, numjobs, metric)
-    ("seqread-qd1", "seq read 1M QD1", "read", "1M", 1, 1, "bw"),
-    ("seqread-qd8", "seq read 1M QD8", "read", "1M", 8, 1, "bw"),
-    ("randread-qd1", "rand read 4k QD1", "randread", "4k", 1, 1, "iops"),
-    ("randread-qd16x2", "rand read 4k QD16x2", "randread", "4k", 16, 2, "iops"),
-    ("seqwrite", "seq write 1M", "write", "1M", 8, 1, "bw"),
-    ("randwrite-qd1", "rand write 4k QD1", "randwrite", "4k", 1, 1, "iops"),
+# key, label, rw, bs, iodepth, numjobs, metric, how: "time" (time-based), "pass" (one pass over
+# the node), "ios" (a fixed number of I/Os), fresh (a fresh copy of the chain per run), target.
+WORKLOADS = [
+    ("seqread-qd1", "seq read 1M QD1", "read", "1M", 1, 1, "bw", "time", False, None),
+    ("seqread-qd8", "seq read 1M QD8", "read", "1M", 8, 1, "bw", "time", False, 2.0),
+    ("randread-qd1", "rand read 4k QD1", "randread", "4k", 1, 1, "iops", "time", False, 1.1),
+    ("randread-qd16x2", "rand read 4k QD16x2", "randread", "4k", 16, 2, "iops", "time", False, 2.0),
+    ("seqwrite", "seq write 1M QD8 (alloc)", "write", "1M", 8, 1, "bw", "pass", True, 4.0),
+    ("randwrite-qd1", "rand write 4k QD1 (COW)", "randwrite", "4k", 1, 1, "iops", "ios", True, 1.1),
 ]
+BUFFERED = [
+    ("buf-seqread-qd1", "seq read 1M QD1", "read", "1M", 1, 1, "bw", "pass", False, 2.0),
+    ("buf-seqread-qd8", "seq read 1M QD8", "read", "1M", 8, 1, "bw", "pass", False, None),
+]
+JOB_TARGETS = {"stream": 2.0, "commit": 1.0, "active-commit": 1.0}
 
 
-def fio(target, rw, bs, iodepth, numjobs, direct, runtime, size):
+def fio_cmd(target, rw, bs, iodepth, numjobs, direct, size):
     engine = "psync" if iodepth == 1 else ("libaio" if direct else "io_uring")
-    cmd = ["fio", "--name=bench", f"--filename={target}", f"--rw={rw}", f"--bs={bs}",
-           f"--iodepth={iodepth}", f"--numjobs={numjobs}", f"--ioengine={engine}",
-           f"--direct={1 if direct else 0}", f"--runtime={runtime}", "--time_based",
-           "--ramp_time=1", f"--size={size}", "--group_reporting", "--output-format=json",
-           "--randrepeat=1", "--norandommap"]
+    return ["fio", "--name=bench", f"--filename={target}", f"--rw={rw}", f"--bs={bs}",
+            f"--iodepth={iodepth}", f"--numjobs={numjobs}", f"--ioengine={engine}",
+            f"--direct={1 if direct else 0}", f"--size={size}", "--group_reporting",
+            "--output-format=json", "--randrepeat=1", "--norandommap"]
+
+
+def fio(target, rw, bs, iodepth, numjobs, direct, how, args, size):
+    cmd = fio_cmd(target, rw, bs, iodepth, numjobs, direct, size)
+    if how == "time":
+        cmd += [f"--runtime={args.runtime}", "--time_based", "--ramp_time=1"]
+    elif how == "ios":
+        cmd += [f"--number_ios={args.write_ios}"]
+    # "pass": one pass over `size`.
     if rw in ("write", "randwrite") and not direct:
         cmd.append("--end_fsync=1")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -202,109 +278,262 @@ def fio(target, rw, bs, iodepth, numjobs, direct, runtime, size):
     return {"bw": side["bw_bytes"], "iops": side["iops"]}
 
 
+def guest_during_job(server, kind, args, d):
+    """rand read 4k QD16 on `server.target`: IOPS while `kind` runs over IOPS before it started."""
+    prefix = os.path.join(d, "iops")
+    cmd = fio_cmd(server.target, "randread", "4k", 16, 1, True, f"{args.size_mib}M")
+    cmd += ["--runtime=120", "--time_based", "--readonly", f"--write_iops_log={prefix}",
+            "--log_avg_msec=100", "--log_unix_epoch=1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5 + args.idle_seconds)  # fio start-up, then the idle window
+        job_start = time.time()
+        server.start_job(kind)
+        server.wait_job(kind)
+        job_end = time.time()
+        time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    samples = []
+    with open(f"{prefix}_iops.1.log") as f:
+        for line in f:
+            parts = [p.strip() for p in line.split(",")]
+            samples.append((int(parts[0]) / 1000.0, float(parts[1])))
+    # A sample averages the 100 ms before its timestamp; keep those wholly inside each window.
+    idle = [v for t, v in samples if t - 0.1 >= job_start - args.idle_seconds + 0.2 and t <= job_start]
+    busy = [v for t, v in samples if t - 0.1 >= job_start and t <= job_end]
+    if not idle or not busy:
+        raise RuntimeError(f"{kind} lasted {job_end - job_start:.2f}s: too short to sample")
+    idle_iops, busy_iops = statistics.mean(idle), statistics.mean(busy)
+    log(f"    {server.label} {kind}: idle {idle_iops:.0f} IOPS, during the job {busy_iops:.0f} "
+        f"IOPS over {job_end - job_start:.2f}s")
+    return busy_iops / idle_iops
+
+
+# ---- the table ---------------------------------------------------------------------------------
+
 def fmt(value, metric):
     if value is None:
         return "n/a"
+    if isinstance(value, str):
+        return value
     if metric == "bw":
         return f"{value / 1e9:.2f} GB/s" if value >= 1e9 else f"{value / 1e6:.0f} MB/s"
     if metric == "iops":
         return f"{value / 1000:.1f}k"
+    if metric == "share":
+        return f"{value * 100:.0f}%"
     return f"{value:.2f} s"
 
 
+def median(values):
+    return statistics.median(values) if values else None
+
+
+class Table:
+    def __init__(self):
+        self.rows = []  # label, results{kind: [values]}, metric, target, notes{kind: str}
+
+    def add(self, label, results, metric, target, notes=None):
+        self.rows.append((label, results, metric, target, notes or {}))
+        med = {k: fmt(median(v), metric) for k, v in results.items()}
+        log(f"  {label}: {med} {notes or ''}")
+
+    def print(self, args):
+        print(f"\nchainfs vs qemu-storage-daemon FUSE export — {args.size_mib} MiB 3-layer qcow2 "
+              f"chain, {args.repeat} runs (reads {args.runtime}s each), medians; "
+              f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end")
+        before = any(r[1].get("before") for r in self.rows)
+        print(f"{'workload':<38} {'chainfs':>10} {'qsd':>10} {'ratio':>7} {'target':>7} "
+              f"{'':>6} {'fuse-null':>10}" + (f" {'before':>10}" if before else ""))
+        for label, results, metric, target, notes in self.rows:
+            a, b = median(results.get("chainfs", [])), median(results.get("qsd", []))
+            ceiling = median(results.get("fuse-null", []))
+            verdict = ""
+            if metric == "share":
+                ratio_s = ""
+                target_s = f">={target * 100:.0f}%"
+                if a is not None:
+                    verdict = "met" if a >= target else "MISSED"
+            else:
+                ratio = None
+                if a and b:
+                    ratio = (b / a) if metric == "time" else (a / b)
+                ratio_s = f"{ratio:.2f}x" if ratio else "n/a"
+                target_s = f">={target:.1f}x" if target else ""
+                if target and ratio:
+                    verdict = "met" if ratio >= target else "MISSED"
+            sa = notes.get("chainfs") or fmt(a, metric)
+            sb = notes.get("qsd") or fmt(b, metric)
+            prev = median(results.get("before", []))
+            print(f"{label:<38} {sa:>10} {sb:>10} {ratio_s:>7} {target_s:>7} {verdict:>6} "
+                  f"{fmt(ceiling, metric) if ceiling else '':>10}" +
+                  (f" {fmt(prev, metric) if prev else '':>10}" if before else ""))
+        print("\nper-run values (chainfs | qsd" + (" | before):" if before else "):"))
+        for label, results, metric, _, notes in self.rows:
+            runs = " | ".join(", ".join(fmt(v, metric) for v in results.get(k, [])) or "-"
+                              for k in ("chainfs", "qsd") + (("before",) if before else ()))
+            print(f"  {label:<38} {runs}")
+        for label, _, _, _, notes in self.rows:
+            for kind, note in notes.items():
+                if kind.endswith("reason"):
+                    print(f"  note: {label}, {kind}: {note}")
+
+
+# ---- main --------------------------------------------------------------------------------------
+
+def run_server(kind, args, d):
+    """A server for the fio workloads: backing layers read-only, as a VM's would be."""
+    if kind == "chainfs":
+        return Chainfs(args.binary, d, backing_ro=True)
+    if kind == "before":
+        return Chainfs(args.baseline_binary, d, backing_ro=True)
+    if kind == "qsd":
+        return Qsd(d, backing_ro=True)
+    return NullFuse(d)
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-mib", type=int, default=2048)
-    ap.add_argument("--runtime", type=int, default=4, help="seconds per fio run")
+    ap.add_argument("--runtime", type=int, default=4, help="seconds per time-based fio run")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--write-ios", type=int, default=20000,
+                    help="writes per rand write run (the same offsets on both systems)")
+    ap.add_argument("--idle-seconds", type=float, default=1.5,
+                    help="guest reads measured before a job starts (the idle baseline)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "chainfs"))
-    ap.add_argument("--workdir", default=None)
-    ap.add_argument("--only", default="", help="comma list of workload keys / 'jobs'")
+    ap.add_argument("--baseline-binary", default=None,
+                    help="another chainfs build, run as system 'before' in the fio workloads")
+    ap.add_argument("--workdir", default=None, help="keep the golden chain here between runs")
+    ap.add_argument("--only", default="",
+                    help="comma list of workload keys, 'buffered', 'jobs', 'guest-jobs'")
     ap.add_argument("--no-buffered", action="store_true")
+    ap.add_argument("--systems", default="chainfs,qsd,fuse-null",
+                    help="comma list of the systems to run (a subset for quick comparisons)")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: 256 MiB chain, 1 run, 2 s reads, 2000 writes")
     args = ap.parse_args()
+    if args.quick:
+        args.size_mib, args.repeat, args.runtime, args.write_ios = 256, 1, 2, 2000
+        args.idle_seconds = 1.0
 
     work = args.workdir or tempfile.mkdtemp(prefix="chainfs-bench-", dir="/var/tmp")
-    golden = os.path.join(work, "golden")
+    golden = os.path.join(work, f"golden-{args.size_mib}")
     os.makedirs(golden, exist_ok=True)
-    log(f"building the chain in {golden} ({args.size_mib} MiB)")
     if not os.path.exists(os.path.join(golden, "top.qcow2")):
+        log(f"building the chain in {golden} ({args.size_mib} MiB)")
         make_chain(golden, args.size_mib)
     only = set(filter(None, args.only.split(",")))
+    systems = [k for k in ("chainfs", "qsd", "fuse-null") if k in args.systems.split(",")]
+    if args.baseline_binary:
+        systems.insert(1, "before")
     size = f"{args.size_mib}M"
-    rows = []  # (label, a, b, metric)
+    table = Table()
+    t_start = time.monotonic()
 
-    modes = [True] if args.no_buffered else [True, False]
-    for direct in modes:
-        for key, label, rw, bs, qd, nj, metric in WORKLOADS:
-            if only and key not in only:
+    # Reads share one copy per system (reads do not change it); writes get a fresh copy per run.
+    readers = {}
+    for kind in [k for k in systems if k != "fuse-null"]:
+        readers[kind] = os.path.join(work, f"read-{kind}")
+        copy_chain(golden, readers[kind], only_top=True)
+
+    def measure(workloads, direct):
+        for key, label, rw, bs, qd, nj, metric, how, fresh, target in workloads:
+            if only and key not in only and not (not direct and "buffered" in only):
                 continue
-            if not direct and rw not in ("read", "randread"):
-                continue  # buffered writes measure the page cache, not the server
-            results = {"chainfs": [], "qsd": [], "fuse-null": []}
+            results = {k: [] for k in systems}
             for rep in range(args.repeat):
-                for kind in ("chainfs", "qsd", "fuse-null"):
-                    if kind == "fuse-null" and rw not in ("read", "randread"):
-                        continue
-                    d = os.path.join(work, f"{kind}-{rep}")
-                    shutil.rmtree(d, ignore_errors=True)
-                    os.makedirs(d)
-                    if kind != "fuse-null":
-                        copy_chain(golden, d)
+                # Rotate the order, so that no system is always first after another's run.
+                for kind in systems[rep % len(systems):] + systems[:rep % len(systems)]:
+                    d = os.path.join(work, f"run-{kind}")
+                    if kind == "fuse-null":
+                        shutil.rmtree(d, ignore_errors=True)
+                        os.makedirs(d)
+                    elif fresh:
+                        copy_chain(golden, d, only_top=True)
+                    else:
+                        d = readers[kind]
                     server = None
                     try:
-                        server = (Chainfs(args.binary, d) if kind == "chainfs" else
-                                  Qsd(d) if kind == "qsd" else NullFuse(d))
-                        r = fio(server.target, rw, bs, qd, nj, direct, args.runtime,
-                                "4G" if kind == "fuse-null" else size)
+                        if kind != "fuse-null":
+                            warm(d)
+                        server = run_server(kind, args, d)
+                        r = fio(server.target, rw, bs, qd, nj, direct, how, args,
+                                "4G" if kind == "fuse-null" and how == "time" else size)
                         results[kind].append(r[metric])
                     except (subprocess.CalledProcessError, OSError, RuntimeError) as e:
                         log(f"{kind} {key}: {e}")
                     finally:
                         if server:
                             server.stop()
-                        shutil.rmtree(d, ignore_errors=True)
-            med = {k: (statistics.median(v) if v else None) for k, v in results.items()}
-            mode = "O_DIRECT" if direct else "buffered"
-            rows.append((f"{label} ({mode})", med["chainfs"], med["qsd"], metric, med["fuse-null"]))
-            log(f"  {rows[-1]}")
+            mode = "O_DIRECT" if direct else "buffered, 1 pass"
+            table.add(f"{label} ({mode})", results, metric, target)
+
+    measure(WORKLOADS, True)
+    if not args.no_buffered:
+        measure(BUFFERED, False)
 
     if not only or "jobs" in only:
         for job in ("stream", "commit", "active-commit"):
             times = {"chainfs": [], "qsd": []}
             for rep in range(args.repeat):
-                for kind in ("chainfs", "qsd"):
-                    d = os.path.join(work, f"job-{kind}-{rep}")
-                    shutil.rmtree(d, ignore_errors=True)
+                pair = [k for k in systems if k in ("chainfs", "qsd")]
+                for kind in pair[rep % len(pair):] + pair[:rep % len(pair)]:
+                    d = os.path.join(work, f"job-{kind}")
                     copy_chain(golden, d)
+                    warm(d)
                     server = None
                     try:
                         server = Chainfs(args.binary, d) if kind == "chainfs" else Qsd(d, export=False)
-                        t = server.run_job(job)
-                        if t is not None:
-                            times[kind].append(t)
+                        t0 = time.monotonic()
+                        server.start_job(job)
+                        server.wait_job(job)
+                        times[kind].append(time.monotonic() - t0)
                     except (subprocess.CalledProcessError, OSError, RuntimeError) as e:
                         log(f"{kind} {job}: {e}")
                     finally:
                         if server:
                             server.stop()
-                        shutil.rmtree(d, ignore_errors=True)
-            med = {k: (statistics.median(v) if v else None) for k, v in times.items()}
-            # Time ratio inverted, so that > 1 means chainfs is faster.
-            rows.append((f"{job} (time)", med["chainfs"], med["qsd"], "time", None))
+            table.add(f"{job} (time, unlimited speed)", times, "time", JOB_TARGETS[job])
 
-    print(f"\nchainfs vs qemu-storage-daemon FUSE export — {args.size_mib} MiB 3-layer qcow2 chain, "
-          f"{args.repeat} runs of {args.runtime}s, medians; {os.cpu_count()} cores")
-    print(f"{'workload':<36} {'chainfs':>12} {'qsd':>12} {'ratio':>7} {'fuse-null':>12}")
-    for label, a, b, metric, ceiling in rows:
-        if a and b:
-            ratio = (b / a) if metric == "time" else (a / b)
-            ratio_s = f"{ratio:.2f}x"
-        else:
-            ratio_s = "n/a"
-        print(f"{label:<36} {fmt(a, metric):>12} {fmt(b, metric):>12} {ratio_s:>7} "
-              f"{fmt(ceiling, metric) if ceiling else '':>12}")
+    if not only or "guest-jobs" in only:
+        for job in ("stream", "active-commit"):
+            shares = {"chainfs": [], "qsd": []}
+            notes = {}
+            for rep in range(args.repeat):
+                pair = [k for k in systems if k in ("chainfs", "qsd")]
+                for kind in pair[rep % len(pair):] + pair[:rep % len(pair)]:
+                    d = os.path.join(work, f"guest-{kind}")
+                    copy_chain(golden, d)
+                    warm(d)
+                    server = None
+                    try:
+                        # QSD refuses these jobs while its export is writable: export read-only.
+                        server = (Chainfs(args.binary, d) if kind == "chainfs" else
+                                  Qsd(d, writable=False))
+                        shares[kind].append(guest_during_job(server, job, args, d))
+                    except (subprocess.CalledProcessError, OSError, RuntimeError) as e:
+                        log(f"{kind} guest reads during {job}: {e}")
+                        if "QMP" in str(e):
+                            notes[kind] = "refused"
+                            notes[f"{kind} reason"] = str(e)
+                    finally:
+                        if server:
+                            server.stop()
+            table.add(f"rand read 4k QD16 during {job} (% idle)", shares, "share", 0.5, notes)
+
+    table.print(args)
+    print(f"\n(bench took {time.monotonic() - t_start:.0f} s)")
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
+    else:
+        for name in ("read-chainfs", "read-qsd", "read-before", "run-chainfs", "run-qsd",
+                     "run-before", "run-fuse-null",
+                     "job-chainfs", "job-qsd", "guest-chainfs", "guest-qsd"):
+            shutil.rmtree(os.path.join(work, name), ignore_errors=True)
 
 
 if __name__ == "__main__":

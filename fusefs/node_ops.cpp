@@ -83,6 +83,7 @@ void Filesystem::open_node(fuse_req_t req, Ino ino, fuse_file_info* fi) {
 // file may be closed and RELEASE may free the handle (and its pin's counter) on another worker.
 
 void Filesystem::read_node(fuse_req_t req, NodeFileHandle& h, size_t size, off_t off) {
+  graph_.note_guest_request();
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
   const uint64_t offset = static_cast<uint64_t>(off);
   size_t count = 0;
@@ -109,6 +110,7 @@ void Filesystem::read_node(fuse_req_t req, NodeFileHandle& h, size_t size, off_t
 void Filesystem::write_node(fuse_req_t req, NodeFileHandle& h, const char* buf, size_t size,
                             off_t off) {
   if (!h.block.writable()) return (void)fuse_reply_err(req, EBADF);
+  graph_.note_guest_request();
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
   if (size == 0) return (void)fuse_reply_write(req, 0);
   const uint64_t offset = static_cast<uint64_t>(off);

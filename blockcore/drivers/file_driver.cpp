@@ -8,6 +8,18 @@
 //   nothing was written to (a clean fdatasync still costs a device cache flush on many hosts).
 // - zero_range_refused_ / punch_hole_refused_: the host said EOPNOTSUPP once for that fallocate
 //   mode; later calls go straight to the next method instead of asking again.
+// - direct_fd_: a second descriptor of the same regular file with O_DIRECT (writable nodes
+//   only). Large aligned writes (kDirectMin and up, offset and length multiples of
+//   kDirectAlign: a stream of guest data, a job's window) go through it, bypassing the host page
+//   cache: copying them into fresh page-cache pages was what bounded sequential writes
+//   (docs/io.md, "Performance notes"). Buffers that are not aligned are bounced through a
+//   per-thread aligned buffer. Everything else, and every read, stays buffered. Both descriptors
+//   are the same inode: the kernel keeps the page cache coherent with direct writes (it writes
+//   back and drops cached pages of the range), and one fdatasync covers both.
+//   direct_refused_: the host refused a direct write once (EINVAL); the rest go buffered.
+//   It is opened with the node (writable nodes only) and kept across reopen(): writes are
+//   refused while the node is read-only, so it is unused then; a node opened read-only and
+//   reopened read-write writes buffered only.
 // - read_only_: atomic because capabilities() may be asked outside a request while reopen()
 //   switches it. reopen() opens a second fd on the same path in the other access mode (same
 //   status flags, e.g. O_DIRECT), checks with fstat that it is the same file (device and inode),
@@ -22,7 +34,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -37,6 +52,39 @@ namespace {
 
 // Zero buffers written when the host cannot zero a range itself, in ops of this size.
 constexpr size_t kZeroChunk = size_t{1} << 20;
+
+// Writes that bypass the host page cache (see the header): at least this long, and offset,
+// length (and buffer, else it is bounced) multiples of the alignment, which suits every logical
+// block size up to 4 KiB.
+constexpr uint64_t kDirectMin = uint64_t{256} << 10;
+constexpr uint64_t kDirectAlign = 4096;
+constexpr size_t kBounceBytes = size_t{1} << 20;
+
+bool direct_candidate(const IoOp& op) {
+  return op.kind == IoOp::Kind::Write && op.length >= kDirectMin && op.offset % kDirectAlign == 0 &&
+         op.length % kDirectAlign == 0;
+}
+
+// A page-aligned buffer per thread for direct writes whose source is not aligned (a FUSE write's
+// data sits after the request header). Per-thread scratch, not shared state.
+class BounceBuffer {
+ public:
+  std::byte* get() {
+    if (!data_) {
+      void* p = std::aligned_alloc(kDirectAlign, kBounceBytes);
+      if (!p) throw std::bad_alloc();
+      data_.reset(static_cast<std::byte*>(p));
+    }
+    return data_.get();
+  }
+
+ private:
+  struct Free {
+    void operator()(std::byte* p) const { std::free(p); }
+  };
+  std::unique_ptr<std::byte, Free> data_;
+};
+thread_local BounceBuffer t_bounce;
 
 Error open_error(const std::string& path, bool read_only, int err) {
   const char* mode = read_only ? "reading" : "writing";
@@ -137,7 +185,13 @@ class FileDriver final : public Driver {
     if (end >= 0) grew_to(static_cast<uint64_t>(end));
   }
   Result<void> write_zero_buffers(uint64_t offset, uint64_t length);
+  // Runs `ops` (a batch), sending the large aligned writes through direct_fd_.
+  Result<void> run(std::span<IoOp> ops);
+  Result<void> write_direct(const IoOp& op);
+  void open_direct(const struct stat& st);
   void close_fd() {
+    if (direct_fd_ >= 0) ::close(direct_fd_);
+    direct_fd_ = -1;
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
@@ -146,13 +200,77 @@ class FileDriver final : public Driver {
   IoEngine* io_ = nullptr;
   std::string path_;
   int fd_ = -1;
+  int direct_fd_ = -1;  // O_DIRECT twin of fd_ for large aligned writes, or -1
   std::atomic<bool> read_only_{true};
   bool is_regular_ = true;  // false for a block device: no resize
   std::atomic<uint64_t> size_{0};
   std::atomic<bool> dirty_{false};
   std::atomic<bool> zero_range_refused_{false};
   std::atomic<bool> punch_hole_refused_{false};
+  std::atomic<bool> direct_refused_{false};
 };
+
+void FileDriver::open_direct(const struct stat& st) {
+  if (read_only_.load(std::memory_order_acquire) || !is_regular_) return;
+  int fd = ::open(path_.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
+  if (fd < 0) {
+    self_->graph().log().debug("file '{}': no O_DIRECT descriptor ({}); all writes buffered", path_,
+                               std::strerror(errno));
+    return;
+  }
+  struct stat again {};
+  if (::fstat(fd, &again) != 0 || again.st_dev != st.st_dev || again.st_ino != st.st_ino) {
+    ::close(fd);  // the path now names another file: stay with the one we opened
+    return;
+  }
+  direct_fd_ = fd;
+}
+
+Result<void> FileDriver::write_direct(const IoOp& op) {
+  const bool aligned = reinterpret_cast<uintptr_t>(op.buf) % kDirectAlign == 0;
+  for (uint64_t done = 0; done < op.length;) {
+    const uint64_t n = aligned ? op.length : std::min<uint64_t>(op.length - done, kBounceBytes);
+    IoOp piece{IoOp::Kind::Write, op.offset + done, op.buf + done, n};
+    if (!aligned) {
+      piece.buf = t_bounce.get();
+      std::memcpy(piece.buf, op.buf + done, n);
+    }
+    CHAINFS_TRY(io_->run(direct_fd_, {&piece, 1}));
+    done += n;
+  }
+  return {};
+}
+
+Result<void> FileDriver::run(std::span<IoOp> ops) {
+  if (direct_fd_ < 0 || direct_refused_.load(std::memory_order_relaxed)) return io_->run(fd_, ops);
+  size_t direct = 0;
+  for (const IoOp& op : ops) direct += direct_candidate(op);
+  if (direct == 0) return io_->run(fd_, ops);
+  // The rest of the batch first (one submission), then the direct writes one by one. The ops of
+  // a batch never overlap, so their order does not matter.
+  std::vector<IoOp> rest;
+  rest.reserve(ops.size() - direct);
+  for (const IoOp& op : ops)
+    if (!direct_candidate(op)) rest.push_back(op);
+  Result<void> result = rest.empty() ? Result<void>{} : io_->run(fd_, rest);
+  for (const IoOp& op : ops) {
+    if (!direct_candidate(op)) continue;
+    Result<void> written = direct_refused_.load(std::memory_order_relaxed)
+                               ? make_error(Errc::Invalid, "direct writes refused")
+                               : write_direct(op);
+    if (!written.ok() && written.error().code == Errc::Invalid) {
+      // EINVAL: this host (file system, block size) does not take our direct writes. Say so
+      // once, and write buffered from now on.
+      if (!direct_refused_.exchange(true))
+        self_->graph().log().debug("file '{}': direct write refused ({}); writing buffered", path_,
+                                   written.error().message);
+      IoOp copy = op;
+      written = io_->run(fd_, {&copy, 1});
+    }
+    if (!written.ok() && result.ok()) result = std::move(written);
+  }
+  return result;
+}
 
 Result<void> FileDriver::open(Node& self, const OpenParams& params) {
   self_ = &self;
@@ -195,6 +313,7 @@ Result<void> FileDriver::open(Node& self, const OpenParams& params) {
     return host_error("lseek(SEEK_END)", err);
   }
   size_.store(static_cast<uint64_t>(end), std::memory_order_release);
+  open_direct(st);
   return {};
 }
 
@@ -267,7 +386,7 @@ Result<void> FileDriver::write(uint64_t offset, std::span<const std::byte> buf) 
   // The engine only reads from a write op's buffer.
   IoOp op{IoOp::Kind::Write, offset, const_cast<std::byte*>(buf.data()), buf.size()};
   mark_dirty();
-  if (auto done = io_->run(fd_, {&op, 1}); !done.ok()) {
+  if (auto done = run({&op, 1}); !done.ok()) {
     resync_size();
     return in_file(done.take_error());
   }
@@ -287,7 +406,7 @@ Result<void> FileDriver::submit(std::span<IoOp> ops) {
     CHAINFS_TRY(refuse_if_read_only("write"));
     mark_dirty();
   }
-  if (auto done = io_->run(fd_, ops); !done.ok()) {
+  if (auto done = writes ? run(ops) : io_->run(fd_, ops); !done.ok()) {
     if (writes) resync_size();
     return in_file(done.take_error());
   }

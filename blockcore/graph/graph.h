@@ -21,6 +21,7 @@
 // Observers are called with no graph mutex held.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -195,6 +196,11 @@ class Graph {
   Result<BlockHandle> open_handle(NodeRef node, const Claim& claim, uint32_t perm) const;
   // Bumped on every topology change; the FUSE front-end compares it to refresh listings.
   uint64_t generation() const;
+  // Requests from outside the graph's own users (the FUSE node files: guests) are counted, so
+  // that a job can see guests are busy and leave them the CPU (CopyJob's duty cycle). A hint,
+  // not a synchronisation: relaxed.
+  void note_guest_request() { guest_requests_.fetch_add(1, std::memory_order_relaxed); }
+  uint64_t guest_requests() const { return guest_requests_.load(std::memory_order_relaxed); }
 
   // ---- observers ----------------------------------------------------------------------------
   using Observer = std::function<void(const GraphEvent&)>;
@@ -283,6 +289,7 @@ class Graph {
   uint64_t next_id_ = 1;
   uint64_t next_claim_id_ = 1;
   uint64_t generation_ = 1;
+  std::atomic<uint64_t> guest_requests_{0};
   std::map<std::string, NodeRef> chains_;
   std::map<std::string, NodeRef> user_held_;
   std::vector<detail::DrainState*> active_drains_;

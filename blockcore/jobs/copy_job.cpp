@@ -1,6 +1,7 @@
 #include "blockcore/jobs/copy_job.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "blockcore/graph/drain.h"
@@ -77,6 +78,8 @@ Result<void> CopyJob::with_policy(JobContext& ctx, std::optional<Result<uint64_t
 Result<void> CopyJob::for_each_window(JobContext& ctx, uint64_t size, const WindowFn& window) {
   for (uint64_t offset = 0; offset < size; offset += kWindow) {
     const uint64_t length = std::min(kWindow, size - offset);
+    const uint64_t guests_before = graph_.guest_requests();
+    const auto started = std::chrono::steady_clock::now();
     CHAINFS_TRY(with_policy(
         ctx, std::nullopt, [&] { return window(offset, length, buffer(length)); },
         [&](uint64_t moved) {
@@ -86,6 +89,15 @@ Result<void> CopyJob::for_each_window(JobContext& ctx, uint64_t size, const Wind
           note_written(moved);
         },
         [&] { ctx.advance(length); }));
+    // Guests were busy while this window copied: give them as long again before the next one.
+    // On a machine with few cores an unlimited job would otherwise take the CPU the FUSE
+    // threads need (docs/jobs.md "Sharing the machine with guests"); an idle chain copies at
+    // full speed.
+    if (graph_.guest_requests() != guests_before) {
+      const auto spent =
+          std::chrono::ceil<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+      CHAINFS_TRY(ctx.idle(std::min(spent, kMaxGuestYield)));
+    }
   }
   return ok_result();
 }

@@ -16,6 +16,8 @@
 // goes through the on-error policy: retried after a stop, skipped with `ignore`, or the job fails.
 #pragma once
 
+#include <chrono>
+
 #include <cstdint>
 #include <functional>
 #include <future>
@@ -36,6 +38,8 @@ namespace chainfs {
 class CopyJob : public Job {
  public:
   static constexpr uint64_t kWindow = 4ull << 20;
+  // The longest a window's pause for busy guests lasts (for_each_window).
+  static constexpr std::chrono::milliseconds kMaxGuestYield{100};
 
   const LayerSpan& span() const { return span_; }
 

@@ -39,7 +39,7 @@ refused job "explode x\n" EINVAL "control/job 'explode x'"
 refused snapshot "top\n" EINVAL "control/snapshot"
 
 step "a job that overlaps a running one: EBUSY; a taken id: EEXIST"
-expect_eq "slow stream" "$(control stream "top speed=1M id=slow\n")" "OK ok slow"
+expect_eq "slow stream" "$(control stream "top speed=256K id=slow\n")" "OK ok slow"
 refused commit "top\n" EBUSY "control/commit: commit of 'top'"
 refused stream "top\n" EBUSY "control/stream: stream of 'top'"
 refused commit "mid\n" EBUSY "control/commit: commit of 'mid'"

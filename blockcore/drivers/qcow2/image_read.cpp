@@ -2,6 +2,7 @@
 // a plan of segments under meta_mutex_ (here at host offset X, zeros, backing, compressed), then
 // does all host reads of the request in one submit outside the lock.
 #include <cstring>
+#include <memory_resource>
 
 #include "blockcore/drivers/qcow2/compression.h"
 #include "blockcore/drivers/qcow2/image.h"
@@ -18,7 +19,7 @@ struct ReadSegment {
   uint64_t coffset = 0, csize = 0, intra = 0;  // Compressed: descriptor and offset in the cluster
 };
 
-void append(std::vector<ReadSegment>& segs, const ReadSegment& s) {
+void append(std::pmr::vector<ReadSegment>& segs, const ReadSegment& s) {
   if (!segs.empty()) {
     ReadSegment& prev = segs.back();
     const bool adjacent = prev.pos + prev.length == s.pos && prev.state == s.state;
@@ -45,7 +46,12 @@ Result<void> Image::read(uint64_t offset, std::span<std::byte> buf) {
   const uint64_t cs = geo_.cluster_size;
   RangeLock::Guard range = ranges_.lock(offset >> geo_.cluster_bits,
                                         (offset + buf.size() - 1) >> geo_.cluster_bits, false);
-  std::vector<ReadSegment> segs;
+  // The plan and its host reads live on the stack for the usual request (a few segments; a 1 MiB
+  // read over 64 KiB clusters has at most 16 + 1 runs): no heap allocation per request and layer.
+  alignas(std::max_align_t) std::byte scratch[2048];
+  std::pmr::monotonic_buffer_resource arena(scratch, sizeof scratch);
+  std::pmr::vector<ReadSegment> segs(&arena);
+  segs.reserve(8);
   {
     std::unique_lock lock(meta_mutex_);
     prefetch_l2(lock, offset >> geo_.cluster_bits, (offset + buf.size() - 1) >> geo_.cluster_bits);
@@ -72,7 +78,8 @@ Result<void> Image::read(uint64_t offset, std::span<std::byte> buf) {
     }
   }
 
-  std::vector<IoOp> ops;
+  std::pmr::vector<IoOp> ops(&arena);
+  ops.reserve(segs.size());
   std::vector<std::vector<std::byte>> compressed;  // one buffer per compressed segment
   for (const ReadSegment& s : segs) {
     std::byte* dst = buf.data() + s.pos;

@@ -9,7 +9,9 @@
 //            writes in one submit;
 //   commit   (meta_mutex_ held) install the new L2 entries and queue the freed clusters, which are
 //            released only after the next flush wrote the new entries (image.h, rule 4).
+#include <algorithm>
 #include <cstring>
+#include <memory>
 
 #include "blockcore/drivers/qcow2/compression.h"
 #include "blockcore/drivers/qcow2/image.h"
@@ -22,14 +24,14 @@ struct Image::ClusterWork {
     SubclusterState source = SubclusterState::Unallocated;  // backing | old host data | compressed
   };
   uint64_t guest_cluster = 0;
-  uint64_t host = 0;                  // host cluster the data goes to (0: metadata-only change)
-  uint64_t wstart = 0, wend = 0;      // byte range of the cluster written
-  const std::byte* direct = nullptr;  // caller's bytes for [wstart, wend): no staging copy
-  std::vector<std::byte> staging;     // otherwise the bytes to write
-  std::vector<Fill> fills;            // parts of `staging` to read before writing
-  uint64_t fill_host = 0;             // old host cluster (Data fills)
-  uint64_t coffset = 0, csize = 0;    // old compressed cluster (Compressed fills)
-  bool allocated = false;             // `host` was allocated for this request
+  uint64_t host = 0;                     // host cluster the data goes to (0: metadata-only change)
+  uint64_t wstart = 0, wend = 0;         // byte range of the cluster written
+  const std::byte* direct = nullptr;     // caller's bytes for [wstart, wend): no staging copy
+  std::unique_ptr<std::byte[]> staging;  // otherwise the bytes to write (wend - wstart)
+  std::vector<Fill> fills;               // parts of `staging` to read before writing
+  uint64_t fill_host = 0;                // old host cluster (Data fills)
+  uint64_t coffset = 0, csize = 0;       // old compressed cluster (Compressed fills)
+  bool allocated = false;                // `host` was allocated for this request
   bool set_entry = false;
   L2Entry entry;
   std::vector<PendingFree> frees;  // old clusters to release once the entry is installed
@@ -281,8 +283,25 @@ Result<void> Image::plan_cluster(uint64_t guest_cluster, uint64_t s, uint64_t e,
   if (data && w.wstart == s && w.wend == e) {
     w.direct = data;
   } else {
-    w.staging.assign(w.wend - w.wstart, std::byte{0});
-    if (data) std::memcpy(w.staging.data() + (s - w.wstart), data, e - s);
+    // Left uninitialised: every byte is written below (the caller's bytes, zeros) or by a fill
+    // before the buffer is written out. A copy-on-write of a 4 KiB write into a 64 KiB cluster
+    // would otherwise clear 60 KiB only to read over them.
+    w.staging.reset(new std::byte[w.wend - w.wstart]);
+    std::byte* base = w.staging.get();
+    uint64_t at = w.wstart;  // bytes before `at` are accounted for
+    auto covered = [&](uint64_t from, uint64_t to) {
+      if (from > at) std::memset(base + (at - w.wstart), 0, from - at);
+      at = std::max(at, to);
+    };
+    for (const ClusterWork::Fill& f : w.fills)
+      if (f.from < s) covered(f.from, f.to);
+    if (data) {
+      covered(s, e);
+      std::memcpy(base + (s - w.wstart), data, e - s);
+    }
+    for (const ClusterWork::Fill& f : w.fills)
+      if (f.from >= e) covered(f.from, f.to);
+    covered(w.wend, w.wend);
   }
   plan.work.push_back(std::move(w));
   return {};
@@ -296,7 +315,7 @@ Result<void> Image::execute(Plan& plan) {
       if (plan.work[i].allocated) free_now(plan.work[i].host, cs).ignore_error();
   };
   auto staging_at = [](ClusterWork& w, uint64_t from) {
-    return w.staging.data() + (from - w.wstart);
+    return w.staging.get() + (from - w.wstart);
   };
 
   // Phase 1: what the copy-on-write needs, all host reads in one submit.
@@ -338,7 +357,7 @@ Result<void> Image::execute(Plan& plan) {
     ops.clear();
     for (ClusterWork& w : plan.work) {
       if (w.wend <= w.wstart) continue;
-      std::byte* src = w.direct ? const_cast<std::byte*>(w.direct) : w.staging.data();
+      std::byte* src = w.direct ? const_cast<std::byte*>(w.direct) : w.staging.get();
       const uint64_t at = w.host + w.wstart, length = w.wend - w.wstart;
       // Consecutive clusters written from consecutive caller bytes: one host write.
       if (!ops.empty() && ops.back().offset + ops.back().length == at &&

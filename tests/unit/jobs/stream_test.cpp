@@ -1,7 +1,9 @@
 // Stream on real qcow2 chains: the data each layer holds ends up in the top, the graph and the
 // headers are relinked, guest writes during the copy win, and cancel/pause leave things as they
 // were. qemu-img is the oracle once the graph is closed.
+#include <atomic>
 #include <future>
+#include <thread>
 
 #include "chain_fixture.h"
 
@@ -175,6 +177,29 @@ TEST_F(StreamTest, GuestWriteBetweenTheJobsReadAndWrite_IsNotOverwritten) {
   BlockHandle handle(node("top"), false);
   ASSERT_TRUE(handle.read(kAt, got).ok());
   EXPECT_EQ(got, std::vector<std::byte>(64 * KiB, std::byte{0x77}));
+}
+
+TEST_F(StreamTest, BusyGuests_TheJobPausesBetweenWindowsAndStillFinishes) {
+  make_chain();
+  const std::vector<std::byte> expected = dir_.raw_view("top");
+  open_image("top");
+  std::atomic<bool> stop{false};
+  std::thread guest([&] {  // a guest hammering the node files, as the FUSE edge counts it
+    while (!stop.load()) graph_->note_guest_request();
+  });
+  const std::string id = start("stream", "top");
+  bool parked = false;
+  for (;;) {
+    const JobInfo info = *plane_->jobs().info(id);
+    parked = parked || (info.parked && info.state == JobState::Running);
+    if (info.state == JobState::Concluded) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  stop = true;
+  guest.join();
+  EXPECT_TRUE(parked) << "a running, unthrottled job never left the CPU to busy guests";
+  expect_completed(id);
+  EXPECT_TRUE(same_bytes(read_node("top"), expected));
 }
 
 TEST_F(StreamTest, Cancel_LeavesTheGraphAndTheDataAsTheyWere) {
