@@ -133,7 +133,7 @@ BlockHandle::Pin::~Pin() {
 template <class Op>
 auto BlockHandle::Pin::run(Op&& op) {
   for (;;) {
-    Node* left = nullptr;
+    [[maybe_unused]] Node* left = nullptr;  // read by the sync point only (compiled out in Release)
     {
       RequestGuard guard(node_->gate(), RequestGuard::Entry::External);
       // In the gate: the handle cannot be switched away from this node now. Still the node we
