@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "blockcore/io/io_hint.h"
 #include "blockcore/jobs/job.h"
 #include "blockcore/jobs/job_manager.h"
 
@@ -20,6 +21,7 @@ void JobContext::start_thread() {
   std::lock_guard lock(join_mutex_);
   thread_ = std::jthread([this] {
     thread_id_.store(std::this_thread::get_id());  // before anything can ask on_own_thread()
+    const ScopedBackgroundIo background;           // the job's copies stay in the host page cache
     run_to_conclusion();
     thread_done_.store(true, std::memory_order_release);
   });

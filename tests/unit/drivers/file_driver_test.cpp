@@ -1,14 +1,17 @@
 // file driver: a protocol node over a host file, checked against the host file itself.
 #include <fcntl.h>
 #include <sys/fsuid.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <optional>
 #include <thread>
 
+#include "blockcore/io/io_hint.h"
 #include "tests/unit/drivers/driver_test_util.h"
 
 namespace chainfs {
@@ -88,6 +91,51 @@ TEST_P(FileDriverTest, Submit_MixedBatch_ReadsAndWritesLandTogether) {
 // Writes of 256 KiB and more at 4 KiB-aligned offsets and lengths bypass the page cache (a second
 // O_DIRECT descriptor, the data bounced when its buffer is not aligned); reads stay cached. Pages
 // cached before such a write must not be served afterwards.
+// How many of the file's pages in [offset, offset + length) are in the host page cache.
+size_t resident_pages(const std::string& path, size_t offset, size_t length) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  EXPECT_GE(fd, 0);
+  void* map = ::mmap(nullptr, offset + length, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  EXPECT_NE(map, MAP_FAILED);
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> in_core((offset + length) / page);
+  EXPECT_EQ(::mincore(map, offset + length, in_core.data()), 0);
+  ::munmap(map, offset + length);
+  return static_cast<size_t>(std::count_if(in_core.begin() + static_cast<long>(offset / page),
+                                           in_core.end(), [](unsigned char c) { return c & 1; }));
+}
+
+TEST_P(FileDriverTest, LargeWritesOfABackgroundCopy_StayInThePageCache_GuestsGoDirect) {
+  const std::string path = dir_.file("a.img");
+  constexpr size_t kMiB = size_t{1} << 20;
+  // The guest's write lands 4 MiB away: a direct write drops the whole (large) folios it
+  // touches from the page cache, up to 2 MiB here.
+  constexpr size_t kGuestAt = 4 * kMiB;
+  write_pattern_file(path, 8 * kMiB);
+  {
+    const int fd = ::open(path.c_str(), O_RDONLY);  // start with none of it cached
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    ::close(fd);
+  }
+  NodeRef node = open_file(path);
+  std::vector<std::byte> data(kMiB, std::byte{0x5a});
+  {
+    const ScopedBackgroundIo background;  // what a job's thread does
+    ASSERT_OK(node->write(0, data));
+  }
+  EXPECT_FALSE(background_io()) << "the scope ends with the object";
+  ASSERT_OK(node->write(kGuestAt, data));
+  const size_t pages = kMiB / static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  EXPECT_EQ(resident_pages(path, 0, kMiB), pages) << "a job's copy was written around the cache";
+  // The guest's large write went O_DIRECT: the page cache holds none of it (this host's file
+  // system takes direct writes; the driver would fall back to buffered where it does not).
+  EXPECT_EQ(resident_pages(path, kGuestAt, kMiB), 0u);
+  EXPECT_EQ(read(*node, 0, kMiB), data);
+  EXPECT_EQ(read(*node, kGuestAt, kMiB), data);
+}
+
 TEST_P(FileDriverTest, LargeAlignedWrites_FromUnalignedBuffers_LandAndReadBackFresh) {
   const std::string path = dir_.file("a.img");
   constexpr size_t kSize = 4 << 20;
