@@ -31,7 +31,8 @@ DAEMON_LOG=$TMP/daemon.log
 
 cleanup() {
   local rc=$?
-  if mountpoint -q "$MNT" 2>/dev/null; then
+  # A mount whose daemon died fails `mountpoint` (ENOTCONN) but is still in /proc/mounts.
+  if mountpoint -q "$MNT" 2>/dev/null || grep -qsF " $MNT fuse" /proc/mounts; then
     fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
   fi
   if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
