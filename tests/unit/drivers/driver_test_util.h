@@ -121,4 +121,25 @@ T must(Result<T> result) {
                                         << assert_ok_result_.error().message;                 \
   } while (0)
 
+// A test fixture run once with io_uring and once with the pread/pwrite fallback
+// (TestWithParam<bool>: force_fallback), with a temporary folder and a Graph to open nodes in.
+class EngineGraphTest : public testing::TestWithParam<bool> {
+ protected:
+  EngineGraphTest() : graph_(options()) {}
+  static GraphOptions options() {
+    GraphOptions o;
+    o.io.force_fallback = GetParam();
+    return o;
+  }
+  // `length` bytes of `node` at `offset` (0xEE where a failed read left them).
+  std::vector<std::byte> read(Node& node, uint64_t offset, size_t length) {
+    std::vector<std::byte> out(length, std::byte{0xEE});
+    EXPECT_OK(node.read(offset, out));
+    return out;
+  }
+
+  TempDir dir_;
+  Graph graph_;
+};
+
 }  // namespace chainfs::testing_util

@@ -20,25 +20,11 @@ namespace {
 using namespace testing_util;
 
 // Every test runs with io_uring and with the pread/pwrite fallback.
-class FileDriverTest : public testing::TestWithParam<bool> {
+class FileDriverTest : public EngineGraphTest {
  protected:
-  FileDriverTest() : graph_(options()) {}
-  static GraphOptions options() {
-    GraphOptions o;
-    o.io.force_fallback = GetParam();
-    return o;
-  }
   NodeRef open_file(const std::string& path, bool read_only = false) {
     return must(graph_.open_named_node(file_spec("img", path, read_only)));
   }
-  std::vector<std::byte> read(Node& node, uint64_t offset, size_t length) {
-    std::vector<std::byte> out(length, std::byte{0xEE});
-    EXPECT_OK(node.read(offset, out));
-    return out;
-  }
-
-  TempDir dir_;
-  Graph graph_;
 };
 
 TEST_P(FileDriverTest, Read_UnalignedRangesAcrossBlocks_MatchHostBytes) {

@@ -23,23 +23,7 @@ int open_fds() {
   return n;
 }
 
-class DriverReopenTest : public testing::TestWithParam<bool> {
- protected:
-  DriverReopenTest() : graph_(options()) {}
-  static GraphOptions options() {
-    GraphOptions o;
-    o.io.force_fallback = GetParam();
-    return o;
-  }
-  std::vector<std::byte> read(Node& node, uint64_t offset, size_t length) {
-    std::vector<std::byte> out(length, std::byte{0xEE});
-    EXPECT_OK(node.read(offset, out));
-    return out;
-  }
-
-  TempDir dir_;
-  Graph graph_;
-};
+class DriverReopenTest : public EngineGraphTest {};
 
 TEST_P(DriverReopenTest, File_ReadWriteThenReadOnly_WritesLandAndCapabilitiesFollow) {
   const std::string path = dir_.file("a.img");
