@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "blockcore/graph/graph.h"
 
@@ -42,5 +44,21 @@ class TempFolder {
  private:
   std::string path_;
 };
+
+// Polls `check` every 10 ms for up to `tenths` tenths of a second (default: three seconds).
+template <typename Fn>
+bool eventually(Fn check, int tenths = 30) {
+  for (int i = 0; i < tenths * 10; ++i) {
+    if (check()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+// The byte at `offset` of the open file `fd` ('\0' if it could not be read).
+inline char byte_at(int fd, off_t offset) {
+  char c = 0;
+  return ::pread(fd, &c, 1, offset) == 1 ? c : '\0';
+}
 
 }  // namespace chainfs::fusefs::testing

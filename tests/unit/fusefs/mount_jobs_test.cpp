@@ -20,6 +20,9 @@
 namespace chainfs::fusefs {
 namespace {
 
+using testing::byte_at;
+using testing::eventually;
+
 using testing::TempFolder;
 
 constexpr uint64_t kSize = 16 << 20;  // several job windows (4 MiB)
@@ -95,20 +98,6 @@ class JobsMount : public ::testing::Test {
     std::stringstream text;
     text << in.rdbuf();
     return text.str();
-  }
-
-  template <typename Fn>
-  static bool eventually(Fn check, int tenths = 30) {
-    for (int i = 0; i < tenths * 10; ++i) {
-      if (check()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-  }
-
-  static char byte_at(int fd, off_t offset) {
-    char c = 0;
-    return ::pread(fd, &c, 1, offset) == 1 ? c : '\0';
   }
 
   TempFolder dir;

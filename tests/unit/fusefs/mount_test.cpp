@@ -17,6 +17,9 @@
 namespace chainfs::fusefs {
 namespace {
 
+using testing::byte_at;
+using testing::eventually;
+
 using testing::TempFolder;
 
 class LiveMount : public ::testing::Test {
@@ -55,21 +58,6 @@ class LiveMount : public ::testing::Test {
     mount.reset();
   }
 
-  // Polls `check` for up to two seconds.
-  template <typename Fn>
-  static bool eventually(Fn check) {
-    for (int i = 0; i < 200; ++i) {
-      if (check()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-  }
-
-  static char first_byte(int fd, off_t offset) {
-    char c = 0;
-    return ::pread(fd, &c, 1, offset) == 1 ? c : '\0';
-  }
-
   TempFolder dir;
   std::string image;
   std::string mnt;
@@ -94,9 +82,9 @@ TEST_F(LiveMount, DataChangedEvent_DropsTheKernelsCachedPages) {
   ASSERT_TRUE(writer->write(0, std::as_bytes(std::span(b))).ok());
   graph.notify({GraphEvent::Kind::DataChanged, "disk", node->id()});
 
-  EXPECT_TRUE(eventually([&] { return first_byte(fd, 0) == 'B'; }))
+  EXPECT_TRUE(eventually([&] { return byte_at(fd, 0) == 'B'; }, 20))
       << "the open file still shows the old bytes";
-  EXPECT_EQ(first_byte(fd, 65535), 'B');
+  EXPECT_EQ(byte_at(fd, 65535), 'B');
   ::close(fd);
 }
 
@@ -110,10 +98,10 @@ TEST_F(LiveMount, OpenHandleKeepsAnUnlistedNodeReadable) {
   EXPECT_NE(::stat((mnt + "/chains/vm").c_str(), &st), 0);
   ASSERT_EQ(::fstat(fd, &st), 0);  // but the handle still works
   EXPECT_EQ(st.st_size, 1 << 20);
-  EXPECT_EQ(first_byte(fd, 12345), 'A');
+  EXPECT_EQ(byte_at(fd, 12345), 'A');
   ::close(fd);
   // The node closed with its last handle: the image is free again.
-  EXPECT_TRUE(eventually([&] { return !graph.find("disk").ok(); }));
+  EXPECT_TRUE(eventually([&] { return !graph.find("disk").ok(); }, 20));
 }
 
 TEST_F(LiveMount, ConcurrentReadersGetTheirOwnBytes) {
