@@ -94,22 +94,11 @@ class ElidingHostFile final : public qcow2::HostFile {
   qcow2::HostFile& real_;
 };
 
-// No backing file: reads yield zeros.
-class NoBacking final : public qcow2::BackingReader {
- public:
-  bool present() const override { return false; }
-  uint64_t size() const override { return 0; }
-  Result<void> read(uint64_t, std::span<std::byte> buf) override {
-    std::fill(buf.begin(), buf.end(), std::byte{0});
-    return {};
-  }
-};
-
 // A qcow2 image opened directly (no Graph) on a real file.
 struct OpenImage {
   std::unique_ptr<FdHostFile> fd;
   std::unique_ptr<ElidingHostFile> host;
-  NoBacking backing;
+  qcow2::NoBackingReader backing;
   std::unique_ptr<qcow2::Image> image;
 
   OpenImage(const std::string& path, bool read_only, uint64_t cache_bytes = 0) {

@@ -15,16 +15,6 @@ namespace {
 using namespace chainfs;
 using namespace chainfs::qcow2;
 
-class NoBacking final : public BackingReader {
- public:
-  bool present() const override { return false; }
-  uint64_t size() const override { return 0; }
-  Result<void> read(uint64_t, std::span<std::byte> buf) override {
-    std::memset(buf.data(), 0, buf.size());
-    return {};
-  }
-};
-
 void parse_only(std::span<const std::byte> bytes) {
   auto header = parse_header_cluster(bytes);
   if (!header.ok()) return;
@@ -49,7 +39,7 @@ void parse_only(std::span<const std::byte> bytes) {
 }
 
 void exercise_image(const std::vector<std::byte>& bytes, bool writable) {
-  NoBacking backing;
+  NoBackingReader backing;
   MemoryHostFile file(bytes, 32ull << 20);
   auto opened = Image::open(file, backing, {!writable, 256 << 10});
   if (!opened.ok()) return;

@@ -30,6 +30,7 @@
 //   the whole write-back and syncs, so every write whose flush returned is on disk.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -65,6 +66,17 @@ class BackingReader {
   virtual uint64_t size() const = 0;
   // Reads guest bytes; zeros where there is no backing node or past its end.
   virtual Result<void> read(uint64_t offset, std::span<std::byte> buf) = 0;
+};
+
+// No backing file: every read yields zeros (images opened on their own: tests, fuzzing, benches).
+class NoBackingReader final : public BackingReader {
+ public:
+  bool present() const override { return false; }
+  uint64_t size() const override { return 0; }
+  Result<void> read(uint64_t, std::span<std::byte> buf) override {
+    std::fill(buf.begin(), buf.end(), std::byte{0});
+    return {};
+  }
 };
 
 struct ImageOptions {

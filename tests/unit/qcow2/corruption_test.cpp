@@ -16,16 +16,6 @@ using namespace qcow2_test;
 using qcow2::Image;
 using qcow2::MemoryHostFile;
 
-class NoBacking final : public qcow2::BackingReader {
- public:
-  bool present() const override { return false; }
-  uint64_t size() const override { return 0; }
-  Result<void> read(uint64_t, std::span<std::byte> buf) override {
-    std::fill(buf.begin(), buf.end(), std::byte{0});
-    return {};
-  }
-};
-
 struct Layout {
   uint64_t l1_offset, l2_offset, reftable_offset, refblock_offset, header_end;
 };
@@ -45,7 +35,7 @@ Layout layout_of(const std::vector<std::byte>& img) {
 
 // Exercises an image; returns the open error (empty when it opened).
 std::string exercise(const std::vector<std::byte>& bytes) {
-  NoBacking backing;
+  qcow2::NoBackingReader backing;
   {
     MemoryHostFile file(bytes);
     auto image = Image::open(file, backing, {true, 0});
@@ -133,7 +123,7 @@ TEST(Qcow2Corruption, SpecificDamage_GivesSpecificErrors) {
   must_run("qemu-io -f qcow2 -c 'write -P 0x11 0 64k' '" + dir.file("img.qcow2") + "'");
   const auto image = read_file(dir.file("img.qcow2"));
   const Layout l = layout_of(image);
-  NoBacking backing;
+  qcow2::NoBackingReader backing;
   std::vector<std::byte> buf(65536);
 
   {  // magic
@@ -202,7 +192,7 @@ TEST(Qcow2Corruption, CompressedDescriptorAndData_GiveEio) {
   TempDir dir;
   auto image = make_image(dir, "-c");
   const Layout l = layout_of(image);
-  NoBacking backing;
+  qcow2::NoBackingReader backing;
   std::vector<std::byte> buf(65536);
   // Find the first compressed entry.
   uint64_t index = 0, entry = 0;
