@@ -19,10 +19,8 @@ ReadOnlyCause Graph::effective_cause(ReadOnlyCause asked) const {
 
 Result<NodeRef> Graph::open_protocol(const std::string& name, const std::string& path,
                                      ReadOnlyCause cause) {
-  // Two drivers over one image would each cache and allocate on their own: corruption once
-  // either writes. Header-found backing layers share the node instead (open_image_chain).
-  if (NodeRef other = node_with_file(path))
-    return make_error(Errc::Busy, "'{}' is already open as node '{}'", path, other->name());
+  // The callers have checked that no node has `path` open (open_image_chain shares such a
+  // backing layer, open_named_node refuses it): one stat and one scan per layer.
   auto driver = make_driver("file");
   if (!driver) return make_error(Errc::Unsupported, "no file driver");
   CHAINFS_ASSIGN_OR_RETURN(NodeRef node, create_node(name, path, std::move(driver)));
@@ -169,6 +167,11 @@ Result<NodeRef> Graph::open_named_node(const NodeSpec& spec) {
   const ReadOnlyCause cause =
       effective_cause(spec.read_only ? ReadOnlyCause::User : ReadOnlyCause::None);
   const bool ro = cause != ReadOnlyCause::None;
+  // Two drivers over one image would each cache and allocate on their own: corruption once
+  // either writes.
+  if (spec.driver == "file" || spec.driver == "raw" || spec.driver == "qcow2")
+    if (NodeRef other = node_with_file(spec.file))
+      return make_error(Errc::Busy, "'{}' is already open as node '{}'", spec.file, other->name());
   if (spec.driver == "file") {
     CHAINFS_ASSIGN_OR_RETURN(node, open_protocol(spec.name, spec.file, cause));
   } else if (spec.driver == "raw" || spec.driver == "qcow2") {
