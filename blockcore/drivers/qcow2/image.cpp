@@ -90,6 +90,7 @@ Result<void> Image::host_write(uint64_t offset, std::span<const std::byte> buf) 
 
 Result<void> Image::sync_file() {
   ++sync_count_;
+  unsynced_data_bytes_.store(0, std::memory_order_relaxed);  // what is written later counts again
   return file_.sync();
 }
 

@@ -332,6 +332,13 @@ Result<void> Image::write_back_all() {
 
 Result<void> Image::flush() {
   if (read_only_) return {};
+  // Much guest data written since the last sync: it goes to the disk first, without the lock.
+  // The ordered write-back below must hold meta_mutex_, and a sync that writes back hundreds of
+  // megabytes under it would stall every request that looks up a mapping meanwhile (a job's
+  // background flush stalled its own copy). Its syncs are then left with the metadata and what
+  // was written meanwhile. Small amounts keep the single sync.
+  if (unsynced_data_bytes_.exchange(0, std::memory_order_relaxed) >= kPresyncBytes)
+    CHAINFS_TRY(file_.sync());
   std::lock_guard lock(meta_mutex_);
   return write_back_all();
 }
