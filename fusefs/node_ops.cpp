@@ -19,6 +19,7 @@
 #include <cstring>
 #include <optional>
 
+#include "blockcore/util/aligned_buffer.h"
 #include "fusefs/filesystem.h"
 
 namespace chainfs::fusefs {
@@ -26,28 +27,7 @@ namespace chainfs::fusefs {
 namespace {
 
 // A page-aligned buffer kept per FUSE thread, so a 1 MiB read does not map and unmap memory.
-class ReadBuffer {
- public:
-  std::span<std::byte> get(size_t size) {
-    if (size > capacity_) {
-      size_t rounded = (size + 4095) & ~size_t{4095};
-      void* p = std::aligned_alloc(4096, rounded);
-      if (!p) throw std::bad_alloc();
-      data_.reset(static_cast<std::byte*>(p));
-      capacity_ = rounded;
-    }
-    return {data_.get(), size};
-  }
-
- private:
-  struct Free {
-    void operator()(std::byte* p) const { std::free(p); }
-  };
-  std::unique_ptr<std::byte, Free> data_;
-  size_t capacity_ = 0;
-};
-
-thread_local ReadBuffer t_read_buffer;  // per-thread scratch, not shared state
+thread_local AlignedBuffer t_read_buffer;  // per-thread scratch, not shared state
 
 bool wants_write(int flags) {
   return (flags & O_ACCMODE) != O_RDONLY;

@@ -46,6 +46,7 @@
 #include "blockcore/graph/node.h"
 #include "blockcore/io/io_engine.h"
 #include "blockcore/io/io_hint.h"
+#include "blockcore/util/aligned_buffer.h"
 
 namespace chainfs {
 
@@ -70,24 +71,8 @@ bool direct_candidate(const IoOp& op) {
 
 // A page-aligned buffer per thread for direct writes whose source is not aligned (a FUSE write's
 // data sits after the request header). Per-thread scratch, not shared state.
-class BounceBuffer {
- public:
-  std::byte* get() {
-    if (!data_) {
-      void* p = std::aligned_alloc(kDirectAlign, kBounceBytes);
-      if (!p) throw std::bad_alloc();
-      data_.reset(static_cast<std::byte*>(p));
-    }
-    return data_.get();
-  }
-
- private:
-  struct Free {
-    void operator()(std::byte* p) const { std::free(p); }
-  };
-  std::unique_ptr<std::byte, Free> data_;
-};
-thread_local BounceBuffer t_bounce;
+static_assert(AlignedBuffer::kAlign % kDirectAlign == 0);
+thread_local AlignedBuffer t_bounce;
 
 Error open_error(const std::string& path, bool read_only, int err) {
   const char* mode = read_only ? "reading" : "writing";
@@ -235,7 +220,7 @@ Result<void> FileDriver::write_direct(const IoOp& op) {
     const uint64_t n = aligned ? op.length : std::min<uint64_t>(op.length - done, kBounceBytes);
     IoOp piece{IoOp::Kind::Write, op.offset + done, op.buf + done, n};
     if (!aligned) {
-      piece.buf = t_bounce.get();
+      piece.buf = t_bounce.get(kBounceBytes).data();
       std::memcpy(piece.buf, op.buf + done, n);
     }
     CHAINFS_TRY(io_->run(direct_fd_, {&piece, 1}));

@@ -155,8 +155,7 @@ void CopyJob::remove_observer(bool already_drained) {
 }
 
 std::span<std::byte> CopyJob::buffer(uint64_t length) {
-  if (buffer_.size() < kWindow) buffer_.resize(kWindow);
-  return std::span<std::byte>(buffer_).first(std::min<uint64_t>(length, buffer_.size()));
+  return buffer_.get(kWindow).first(std::min(length, kWindow));
 }
 
 }  // namespace chainfs

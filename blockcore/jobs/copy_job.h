@@ -32,6 +32,7 @@
 #include "blockcore/graph/graph.h"
 #include "blockcore/jobs/job.h"
 #include "blockcore/jobs/layers.h"
+#include "blockcore/util/aligned_buffer.h"
 
 namespace chainfs {
 
@@ -105,7 +106,7 @@ class CopyJob : public Job {
 
  private:
   std::unique_ptr<WriteObserver> observer_;  // on span_.top while set
-  std::vector<std::byte> buffer_;
+  AlignedBuffer buffer_;
   NodeRef write_target_;
   std::vector<ReadWriteHold> read_write_;
   uint64_t unflushed_ = 0;
