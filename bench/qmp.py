@@ -1,6 +1,7 @@
 """A small QMP client (stdlib only) for driving qemu-storage-daemon's jobs in the bench."""
 import json
 import socket
+import sys
 import time
 
 
@@ -19,6 +20,7 @@ class QMP:
         self.sock.settimeout(timeout)
         self.buf = b""
         self.events = []
+        self.stray = []
         self._read()  # greeting
         self.cmd("qmp_capabilities")
 
@@ -52,7 +54,13 @@ class QMP:
                 data = ev.get("data", {})
                 if ev["event"] in names and (job_id is None or data.get("device", data.get("id")) == job_id):
                     return self.events.pop(i)
-            self.events.append(self._read())
+            msg = self._read()
+            if "event" in msg:
+                self.events.append(msg)
+            else:  # a late command reply: kept aside (and shown), never matched
+                self.stray.append(msg)
+                print(f"qmp: unexpected message while waiting for {sorted(names)}: {msg}",
+                      file=sys.stderr)
 
     def close(self):
         self.sock.close()
