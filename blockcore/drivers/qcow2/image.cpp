@@ -266,8 +266,8 @@ Result<void> Image::make_room(TableCache& cache) {
 Result<TableCache::Table*> Image::load_l2(uint64_t l2_offset) {
   if (TableCache::Table* t = l2_cache_->find(l2_offset)) return t;
   CHAINFS_TRY(make_room(*l2_cache_));
-  std::vector<std::byte> bytes(geo_.cluster_size);
-  CHAINFS_TRY(host_read(l2_offset, bytes));
+  TableBytes bytes = l2_cache_->take_buffer(geo_.cluster_size);
+  CHAINFS_TRY(host_read(l2_offset, bytes));  // every byte (a short read is zero-filled)
   return l2_cache_->insert(l2_offset, std::move(bytes), false);
 }
 
@@ -293,10 +293,10 @@ void Image::prefetch_l2(std::unique_lock<std::mutex>& lock, uint64_t first_clust
   // Read them without the mutex, so that other requests' lookups go on meanwhile. A table that
   // was written back while we read may be newer on disk than our copy: then drop the copies.
   const uint64_t epoch = l2_writeback_epoch_;
-  std::vector<std::vector<std::byte>> tables(missing.size());
+  std::vector<TableBytes> tables(missing.size());
   std::vector<IoOp> ops;
   for (size_t i = 0; i < missing.size(); ++i) {
-    tables[i].resize(geo_.cluster_size);
+    tables[i] = l2_cache_->take_buffer(geo_.cluster_size);  // each read fills every byte
     ops.push_back({IoOp::Kind::Read, missing[i], tables[i].data(), geo_.cluster_size});
   }
   lock.unlock();
@@ -320,8 +320,9 @@ Result<TableCache::Table*> Image::l2_for(uint64_t guest_cluster, bool allocate) 
     if (!allocate) return static_cast<TableCache::Table*>(nullptr);
     CHAINFS_ASSIGN_OR_RETURN(uint64_t fresh, alloc_cluster(true));
     CHAINFS_TRY(make_room(*l2_cache_));
-    TableCache::Table* table =
-        l2_cache_->insert(fresh, std::vector<std::byte>(geo_.cluster_size), true);
+    TableBytes bytes = l2_cache_->take_buffer(geo_.cluster_size);
+    std::fill(bytes.begin(), bytes.end(), std::byte{0});  // a new table maps nothing
+    TableCache::Table* table = l2_cache_->insert(fresh, std::move(bytes), true);
     l1_[l1_index] = fresh | kOflagCopied;
     l1_dirty_[l1_index] = 1;
     any_l1_dirty_ = true;

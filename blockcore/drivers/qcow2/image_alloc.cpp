@@ -17,8 +17,8 @@ uint64_t ceil_div(uint64_t a, uint64_t b) {
 Result<TableCache::Table*> Image::load_refblock(uint64_t offset) {
   if (TableCache::Table* t = refblock_cache_->find(offset)) return t;
   CHAINFS_TRY(make_room(*refblock_cache_));
-  std::vector<std::byte> bytes(geo_.cluster_size);
-  CHAINFS_TRY(host_read(offset, bytes));
+  TableBytes bytes = refblock_cache_->take_buffer(geo_.cluster_size);
+  CHAINFS_TRY(host_read(offset, bytes));  // every byte (a short read is zero-filled)
   return refblock_cache_->insert(offset, std::move(bytes), false);
 }
 
@@ -82,7 +82,7 @@ Result<void> Image::create_refblock(uint64_t table_index, uint64_t at_cluster) {
                       "(corrupt image)",
                       at_cluster);
   const uint64_t offset = at_cluster << geo_.cluster_bits;
-  std::vector<std::byte> bytes(geo_.cluster_size);
+  TableBytes bytes(geo_.cluster_size);
   refcount_set(geo_, bytes, at_cluster & (geo_.refblock_entries - 1), 1);  // it counts itself
   // The block reaches the disk before the table entry that points at it.
   CHAINFS_TRY(host_write(offset, bytes));
@@ -241,7 +241,7 @@ Result<void> Image::count_used_clusters() {
   metadata += static_cast<int64_t>(ceil_div(uint64_t{header_.l1_size} * 8, geo_.cluster_size));
   for (uint64_t entry : l1_)
     if (entry & kL1OffsetMask) ++metadata;
-  std::vector<std::byte> scratch(geo_.cluster_size);
+  TableBytes scratch(geo_.cluster_size);
   for (uint64_t entry : reftable_) {
     CHAINFS_ASSIGN_OR_RETURN(uint64_t block, decode_reftable_entry(geo_, entry, host_limit()));
     if (block == 0) continue;

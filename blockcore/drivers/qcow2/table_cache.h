@@ -15,13 +15,19 @@
 #include <unordered_map>
 #include <vector>
 
+#include "blockcore/util/aligned_buffer.h"
+
 namespace chainfs::qcow2 {
+
+// A table's bytes, cache-line aligned: tables are read from the host file on every miss, and the
+// kernel's copy into a misaligned buffer is ~3.5x slower here (aligned_buffer.h).
+using TableBytes = std::vector<std::byte, CacheAlignedAllocator<std::byte>>;
 
 class TableCache {
  public:
   struct Table {
     uint64_t offset = 0;
-    std::vector<std::byte> bytes;
+    TableBytes bytes;
     bool dirty = false;
   };
 
@@ -41,7 +47,7 @@ class TableCache {
   // The least recently used table (the next to evict), or nullptr when empty.
   Table* victim() { return lru_.empty() ? nullptr : lru_.back().get(); }
 
-  Table* insert(uint64_t offset, std::vector<std::byte> bytes, bool dirty) {
+  Table* insert(uint64_t offset, TableBytes bytes, bool dirty) {
     auto table = std::make_unique<Table>();
     table->offset = offset;
     table->bytes = std::move(bytes);
@@ -51,11 +57,23 @@ class TableCache {
     return lru_.front().get();
   }
 
+  // Drops the table; its memory is kept for the next take_buffer().
   void erase(uint64_t offset) {
     auto it = index_.find(offset);
     if (it == index_.end()) return;
+    spare_ = std::move((*it->second)->bytes);
     lru_.erase(it->second);
     index_.erase(it);
+  }
+
+  // A buffer of `size` bytes for a table about to be inserted: the last erased table's memory
+  // when it has that size (holding its old bytes: the caller overwrites or clears all of them),
+  // else newly allocated zeros. A miss in a full cache then neither allocates nor zeroes.
+  TableBytes take_buffer(size_t size) {
+    TableBytes out = std::move(spare_);
+    spare_ = TableBytes();
+    if (out.size() != size) out = TableBytes(size);
+    return out;
   }
 
   std::vector<Table*> dirty_tables() {
@@ -69,6 +87,7 @@ class TableCache {
   size_t capacity_;
   std::list<std::unique_ptr<Table>> lru_;  // front = most recently used
   std::unordered_map<uint64_t, std::list<std::unique_ptr<Table>>::iterator> index_;
+  TableBytes spare_;  // the last erased table's memory
 };
 
 }  // namespace chainfs::qcow2
