@@ -1,5 +1,6 @@
 // Many threads of real requests through BlockHandle while drains, claims, relinks, iteration and
 // node churn happen at the same time. Run under ASan and TSan; bounded in iterations, not time.
+#include <chrono>
 #include <atomic>
 #include <thread>
 
@@ -73,7 +74,11 @@ TEST(Concurrency, RequestsDrainsClaimsAndRelinksTogether_StayConsistent) {
     }
   });
 
-  // The changer: the graph changes under the traffic.
+  // The changer: the graph changes under the traffic — once there is traffic (on a busy machine
+  // the changes could otherwise all be over before the first request, and the test prove nothing).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (requests.load(std::memory_order_relaxed) < 8 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
   for (int i = 0; i < kChanges; ++i) {
     NodeRef next = (i % 2 == 0) ? b2.node : b1.node;
     switch (i % 4) {
