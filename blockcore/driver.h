@@ -102,6 +102,11 @@ class Driver {
   virtual Result<void> read(uint64_t offset, std::span<std::byte> buf) = 0;
   virtual Result<void> write(uint64_t offset, std::span<const std::byte> buf) = 0;
   virtual Result<void> flush() = 0;
+  // A hint: start writing this node's dirty data to the disk now, without waiting for it and
+  // without flushing the device's cache (no durability promise: flush() gives that). A long copy
+  // calls it as it goes, so that its final flush finds little left. Formats and filters pass it
+  // to the child that holds their data. Default: nothing.
+  virtual Result<void> start_writeback() { return {}; }
   virtual Result<void> discard(uint64_t offset, uint64_t length) = 0;
   virtual Result<void> write_zeroes(uint64_t offset, uint64_t length) = 0;
   virtual Result<void> truncate(uint64_t new_size) = 0;

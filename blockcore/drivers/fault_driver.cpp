@@ -121,6 +121,7 @@ class FaultDriver final : public Driver {
     CHAINFS_TRY(apply_rules({Op::Flush, std::nullopt, 0}));
     return child().flush();
   }
+  Result<void> start_writeback() override { return child().start_writeback(); }  // not a request
   Result<void> discard(uint64_t offset, uint64_t length) override {
     CHAINFS_TRY(refuse_if_read_only("discard"));
     CHAINFS_TRY(apply_rules({Op::Discard, offset, length}));

@@ -138,6 +138,7 @@ class FileDriver final : public Driver {
   Result<void> read(uint64_t offset, std::span<std::byte> buf) override;
   Result<void> write(uint64_t offset, std::span<const std::byte> buf) override;
   Result<void> flush() override;
+  Result<void> start_writeback() override;
   Result<void> discard(uint64_t offset, uint64_t length) override;
   Result<void> write_zeroes(uint64_t offset, uint64_t length) override;
   Result<void> truncate(uint64_t new_size) override;
@@ -410,6 +411,16 @@ Result<void> FileDriver::flush() {
     mark_dirty();
     return in_file(synced.take_error());
   }
+  return {};
+}
+
+Result<void> FileDriver::start_writeback() {
+  if (read_only_.load(std::memory_order_acquire) || !dirty_.load(std::memory_order_acquire))
+    return {};
+  // Queues the dirty pages for writeback and returns: no wait, no device cache flush, and the
+  // file stays dirty for flush().
+  if (::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE) != 0)
+    return host_error("sync_file_range (starting writeback)", errno);
   return {};
 }
 

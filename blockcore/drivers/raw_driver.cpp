@@ -58,6 +58,7 @@ class RawDriver final : public Driver {
     return file().write(offset, buf);
   }
   Result<void> flush() override { return file().flush(); }
+  Result<void> start_writeback() override { return file().start_writeback(); }
   Result<void> discard(uint64_t offset, uint64_t length) override {
     CHAINFS_TRY(refuse_if_read_only("discard"));
     return file().discard(offset, length);

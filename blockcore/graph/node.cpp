@@ -218,6 +218,9 @@ Result<void> Node::write(uint64_t offset, std::span<const std::byte> buf) {
 Result<void> Node::flush() {
   CHAINFS_INTERNAL(do_flush());
 }
+Result<void> Node::start_writeback() {
+  CHAINFS_INTERNAL(driver_->start_writeback());
+}
 Result<void> Node::discard(uint64_t offset, uint64_t length) {
   CHAINFS_INTERNAL(do_discard(offset, length));
 }

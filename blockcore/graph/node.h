@@ -149,6 +149,7 @@ class Node {
   Result<void> read(uint64_t offset, std::span<std::byte> buf);
   Result<void> write(uint64_t offset, std::span<const std::byte> buf);
   Result<void> flush();
+  Result<void> start_writeback();  // Driver::start_writeback
   Result<void> discard(uint64_t offset, uint64_t length);
   Result<void> write_zeroes(uint64_t offset, uint64_t length);
   Result<void> truncate(uint64_t new_size);

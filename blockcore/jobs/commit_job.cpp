@@ -187,7 +187,7 @@ Result<void> CommitJob::prepare() {
     CHAINFS_TRY(flush_target());
     return graph_.relink({Relink::replace(span_.top, span_.base)});
   }
-  // Before the drain: a background flush waiting at the drained base would never end.
+  // Most of the data goes to the disk before the drain, while guests still run.
   CHAINFS_TRY(flush_target());
   // No guest write in flight on top from here on; new ones wait until the chain points at base.
   DrainedSection drain({span_.top}, DrainScope::Subtree);
@@ -206,7 +206,6 @@ void CommitJob::abort() {
   if (!active_ || !reached_ready_ || !tracker_) return;
   // Cancelled (or failed) after it was ready: the chain stays on top, and base gets what is
   // still dirty so that it holds a consistent copy of top as of this moment.
-  finish_background_flush().ignore_error();
   DrainedSection drain({span_.top}, DrainScope::Subtree);
   Result<void> synced = copy_all_dirty_drained();
   if (synced.ok()) synced = span_.base->flush();
@@ -218,7 +217,6 @@ void CommitJob::abort() {
 }
 
 void CommitJob::clean() {
-  finish_background_flush().ignore_error();
   tracker_ = nullptr;
   remove_observer();
   base_handle_.reset();

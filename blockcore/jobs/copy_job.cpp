@@ -30,10 +30,7 @@ JobDescription describe(std::string type, const LayerSpan& span) {
 CopyJob::CopyJob(Graph& graph, std::string type, LayerSpan span)
     : Job(describe(std::move(type), span)), graph_(graph), span_(std::move(span)) {}
 
-CopyJob::~CopyJob() {
-  finish_background_flush().ignore_error();
-  remove_observer();
-}
+CopyJob::~CopyJob() { remove_observer(); }
 
 Result<void> CopyJob::claim_nodes(const std::string& id, std::vector<ClaimTarget> targets) {
   CHAINFS_ASSIGN_OR_RETURN(Claim claim, graph_.claim("job " + id, std::move(targets)));
@@ -104,29 +101,23 @@ Result<void> CopyJob::for_each_window(JobContext& ctx, uint64_t size, const Wind
 
 void CopyJob::note_written(uint64_t bytes) {
   if (!write_target_) return;
-  unflushed_ += bytes;
-  if (unflushed_ < kFlushEvery) return;
-  if (background_flush_.valid()) {
-    if (background_flush_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
-    if (Result<void> done = background_flush_.get(); !done.ok() && !background_error_)
-      background_error_ = done.take_error();
+  unwritten_ += bytes;
+  if (unwritten_ < kWritebackEvery) return;
+  if (writeback_.valid() &&
+      writeback_.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+    return;  // still starting the previous batch: it will take these bytes too
+  unwritten_ = 0;
+  // A hint, as an internal request (it never waits for a drain, so nothing has to wait for it
+  // before one): a failure (the disk) shows again, and fails the job, at the final flush.
+  auto start = [node = write_target_] { node->start_writeback().ignore_error(); };
+  try {
+    writeback_ = std::async(std::launch::async, start);
+  } catch (const std::system_error&) {
+    start();  // no thread to be had: start it here
   }
-  unflushed_ = 0;
-  // async|deferred: on a helper thread, or (no thread to be had) at the next wait.
-  background_flush_ = std::async(std::launch::async | std::launch::deferred,
-                                 [node = write_target_] { return flush_node(*node); });
-}
-
-Result<void> CopyJob::finish_background_flush() {
-  if (background_flush_.valid())
-    if (Result<void> done = background_flush_.get(); !done.ok() && !background_error_)
-      background_error_ = done.take_error();
-  if (background_error_) return *background_error_;
-  return ok_result();
 }
 
 Result<void> CopyJob::flush_target() {
-  CHAINFS_TRY(finish_background_flush());
   return write_target_ ? flush_node(*write_target_) : ok_result();
 }
 

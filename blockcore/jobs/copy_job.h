@@ -86,18 +86,17 @@ class CopyJob : public Job {
   // The job's buffer of kWindow bytes (allocated on first use), cut to `length`.
   std::span<std::byte> buffer(uint64_t length);
 
-  // Background writeback of the node the job writes into (stream: top, commit: base). The final
-  // flush before the relink (the data must be on disk before a header stops naming the layers it
-  // came from) would otherwise write everything at the end; instead, every kFlushEvery bytes moved
-  // a flush runs on a helper thread while the copy goes on, and the final one has little left.
-  static constexpr uint64_t kFlushEvery = 64ull << 20;
+  // Writeback of the node the job writes into (stream: top, commit: base) as the copy goes. The
+  // final flush before the relink (the data must be on disk before a header stops naming the
+  // layers it came from) would otherwise write everything at the end; instead, every
+  // kWritebackEvery bytes moved the job asks the host to start writing them out
+  // (Node::start_writeback: no wait for the disk, no device cache flush), and the final flush has
+  // little left. On a helper thread: starting writeback costs the kernel real CPU (it allocates
+  // blocks and builds the I/O), which the copy's thread should not wait for.
+  static constexpr uint64_t kWritebackEvery = 16ull << 20;
   void set_write_target(NodeRef node) { write_target_ = std::move(node); }
   void note_written(uint64_t bytes);
-  // Waits for a background flush in progress; returns the first error a background flush had.
-  // Call before beginning a drained section of the target (a flush waiting at the drained
-  // boundary would never end) and before the final flush.
-  Result<void> finish_background_flush();
-  // finish_background_flush(), then flushes the target as an external request.
+  // Flushes the target as an external request (it waits while the target is drained by others).
   Result<void> flush_target();
 
   Graph& graph_;
@@ -109,10 +108,9 @@ class CopyJob : public Job {
   AlignedBuffer buffer_;
   NodeRef write_target_;
   std::vector<ReadWriteHold> read_write_;
-  uint64_t unflushed_ = 0;
-  std::optional<Error> background_error_;
-  // Declared last: destroyed first, waiting for the flush before the nodes go.
-  std::future<Result<void>> background_flush_;
+  uint64_t unwritten_ = 0;  // bytes moved since the last start_writeback()
+  // Declared last: destroyed first (std::async's future waits), before the nodes go.
+  std::future<void> writeback_;
 };
 
 // Flushes `node` as an external request (it waits while the node is drained).

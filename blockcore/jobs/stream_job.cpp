@@ -122,7 +122,6 @@ Result<void> StreamJob::prepare() {
 }
 
 void StreamJob::clean() {
-  finish_background_flush().ignore_error();
   remove_observer();
   cor_ = nullptr;
   release_read_write();  // a middle layer goes back to read-only

@@ -53,6 +53,7 @@ class Qcow2Driver final : public Driver {
   Result<void> open(Node& self, const OpenParams& params) override {
     if (!self.file())
       return make_error(Errc::Invalid, "qcow2 node '{}' has no file child", self.name());
+    self_ = &self;
     host_ = std::make_unique<NodeHostFile>(self);
     backing_ = std::make_unique<NodeBacking>(self);
     qcow2::ImageOptions options;
@@ -94,6 +95,8 @@ class Qcow2Driver final : public Driver {
     return image_->write(offset, buf);
   }
   Result<void> flush() override { return image_->flush(); }
+  // The data clusters live in the file child; metadata is written back by flush() only.
+  Result<void> start_writeback() override { return self_->file()->start_writeback(); }
   Result<void> discard(uint64_t offset, uint64_t length) override {
     return image_->discard(offset, length);
   }
@@ -125,6 +128,7 @@ class Qcow2Driver final : public Driver {
   }
 
  private:
+  Node* self_ = nullptr;  // set by open()
   // Destroyed in reverse order: the image before the adapters it refers to.
   std::unique_ptr<NodeHostFile> host_;
   std::unique_ptr<NodeBacking> backing_;

@@ -122,6 +122,31 @@ TEST_P(FileDriverTest, LargeWritesOfABackgroundCopy_StayInThePageCache_GuestsGoD
   EXPECT_EQ(read(*node, kGuestAt, kMiB), data);
 }
 
+TEST_P(FileDriverTest, StartWriteback_IsAHintThatKeepsTheDataAndTheFlush) {
+  const std::string path = dir_.file("a.img");
+  write_pattern_file(path, 4 << 20);
+  NodeRef node = open_file(path);
+  std::vector<std::byte> data(1 << 20, std::byte{0x6b});
+  {
+    const ScopedBackgroundIo background;  // buffered, as a job writes
+    ASSERT_OK(node->write(1 << 20, data));
+  }
+  ASSERT_OK(node->start_writeback());
+  ASSERT_OK(node->start_writeback());  // nothing new: still fine
+  EXPECT_EQ(read(*node, 1 << 20, data.size()), data);
+  ASSERT_OK(node->flush());  // the hint promised nothing: flush still does the sync
+  std::vector<std::byte> host(data.size());
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(::pread(fd, host.data(), host.size(), 1 << 20), static_cast<ssize_t>(host.size()));
+  ::close(fd);
+  EXPECT_EQ(host, data);
+
+  write_pattern_file(dir_.file("b.img"), 1 << 20);
+  NodeRef read_only = must(graph_.open_named_node(file_spec("ro", dir_.file("b.img"), true)));
+  EXPECT_OK(read_only->start_writeback());  // read-only: nothing to write, no error
+}
+
 TEST_P(FileDriverTest, LargeAlignedWrites_FromUnalignedBuffers_LandAndReadBackFresh) {
   const std::string path = dir_.file("a.img");
   constexpr size_t kSize = 4 << 20;

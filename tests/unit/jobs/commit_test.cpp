@@ -70,7 +70,7 @@ TEST_F(CommitTest, Intermediate_WithGuestWritesOnTop_KeepsEveryWriteAndMidsData)
   expect_image_reads("top", writers.expected());
 }
 
-// More data than CopyJob::kFlushEvery: background flushes of base run during the copy.
+// More data than CopyJob::kWritebackEvery: writeback of base is started during the copy.
 TEST_F(CommitTest, MoreDataThanTheWritebackStep_CommitsEverything) {
   constexpr uint64_t kLarge = 96 * MiB;
   dir_.create("base", kLarge);
