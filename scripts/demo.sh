@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end: install what is missing, build, create a sample 3-layer qcow2 chain,
-# mount it with chainfs, show the tree, read it with ordinary tools, and unmount.
+# mount it with chainfs, show the tree, read it with ordinary tools, then edit the chain while it
+# is mounted (live snapshot, intermediate commit, a write, stream), unmount, and check the images
+# with qemu-img.
 # Usage: scripts/demo.sh [WORKDIR]   (default: ./demo, recreated)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,6 +39,25 @@ say "cmp the node file with qemu-img's own flattening of the chain"
 qemu-img convert -O raw top.qcow2 flat.raw
 cmp mnt/nodes/top flat.raw && echo "  identical"
 run cat mnt/graph.json
+
+say "live snapshot: snap.qcow2 becomes the chain's active layer, above top"
+run "$chainfs" snapshot "$work/mnt" top "$work/snap.qcow2"
+run ls -l mnt/chains/top/
+say "intermediate commit: mid's data goes into base, and top now backs onto base"
+run "$chainfs" commit "$work/mnt" mid --wait
+run ls -l mnt/chains/top/
+say "a guest-style write into the active layer (1 MiB of 0xdd at 20 MiB), the same on the flat copy"
+printf '\xdd%.0s' $(seq 1 1048576) > piece
+dd if=piece of=mnt/nodes/snap bs=1M seek=20 conv=notrunc status=none
+dd if=piece of=flat.raw bs=1M seek=20 conv=notrunc status=none
+say "stream: everything the chain below shows is copied into snap, which then stands alone"
+run "$chainfs" stream "$work/mnt" snap --wait
+run ls -l mnt/chains/top/
+cmp mnt/nodes/snap flat.raw && echo "  snap holds exactly the chain's data plus the write"
 run fusermount3 -u mnt
 trap - EXIT
-run qemu-img check -q top.qcow2 && echo "  qemu-img check: clean"
+run qemu-img info --backing-chain snap.qcow2
+run qemu-img check -q snap.qcow2 && echo "  qemu-img check snap.qcow2: clean"
+run qemu-img check -q top.qcow2 && echo "  qemu-img check top.qcow2: clean"
+run qemu-img check -q base.qcow2 && echo "  qemu-img check base.qcow2: clean"
+qemu-img compare -q snap.qcow2 flat.raw && echo "  qemu-img compare snap.qcow2 flat.raw: identical"
