@@ -216,10 +216,16 @@ class Image {
   bool refcounts_unsynced_ = false;  // refcount blocks written since the last sync
   bool l2_unsynced_ = false;         // L2 tables written since the last sync
   uint64_t sync_count_ = 0;          // file syncs done (flush syncs at least once)
-  // Guest data bytes written since the last sync (not under meta_mutex_: data I/O runs without
-  // it). flush() syncs them without the lock first once there are kPresyncBytes of them.
+  // Guest data bytes written since the last sync, counted up to kPresyncBytes (not under
+  // meta_mutex_: data I/O runs without it). flush() syncs them without the lock first once there
+  // are that many. Past the threshold writers only read it: no cache line bouncing between
+  // writer threads on the hot path.
   std::atomic<uint64_t> unsynced_data_bytes_{0};
   static constexpr uint64_t kPresyncBytes = 4 << 20;
+  void note_data_written(uint64_t bytes) {
+    if (unsynced_data_bytes_.load(std::memory_order_relaxed) < kPresyncBytes)
+      unsynced_data_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  }
   uint64_t l2_writeback_epoch_ = 0;  // L2 tables written so far (see prefetch_l2)
   struct PendingFree {
     uint64_t offset, length;

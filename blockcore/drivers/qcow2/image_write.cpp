@@ -102,7 +102,7 @@ Result<void> Image::modify(uint64_t offset, uint64_t length, const std::byte* da
     if (kind == WriteKind::Data) {
       CHAINFS_ASSIGN_OR_RETURN(bool written, try_write_in_place(start, {chunk_data, n}));
       if (written) {
-        unsynced_data_bytes_.fetch_add(n, std::memory_order_relaxed);
+        note_data_written(n);
         done += n;
         continue;
       }
@@ -125,7 +125,7 @@ Result<void> Image::modify(uint64_t offset, uint64_t length, const std::byte* da
       }
     }
     CHAINFS_TRY(execute(plan));
-    if (kind == WriteKind::Data) unsynced_data_bytes_.fetch_add(n, std::memory_order_relaxed);
+    if (kind == WriteKind::Data) note_data_written(n);
     done += n;
   }
   return {};
