@@ -30,6 +30,16 @@ Result<void> Driver::set_backing_reference(const std::optional<BackingReference>
                     driver_name());
 }
 
+Result<void> Driver::reopen_following_child(std::atomic<bool>& read_only, bool to_read_only,
+                                            bool child_writable, std::string_view driver,
+                                            std::string_view node, std::string_view child) {
+  if (!to_read_only && !child_writable)
+    return make_error(Errc::ReadOnly, "{} node '{}': its child '{}' does not take writes", driver,
+                      node, child);
+  read_only.store(to_read_only, std::memory_order_release);
+  return {};
+}
+
 Result<void> Driver::reopen(bool read_only) {
   return make_error(Errc::Unsupported, "driver '{}' cannot be reopened {}", driver_name(),
                     read_only ? "read-only" : "read-write");

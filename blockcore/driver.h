@@ -11,6 +11,7 @@
 // capabilities() before they offer an operation.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -137,6 +138,15 @@ class Driver {
   // back everything cached first; on failure the driver stays as it was. capabilities().writable
   // follows. Default: Unsupported.
   virtual Result<void> reopen(bool read_only);
+
+ protected:
+  // reopen() for a driver whose writability follows its one child (raw over its file, filters):
+  // the graph reopens the child first (read-write) or after this node (read-only); the driver only
+  // follows, and refuses read-write over a child that does not take writes. `read_only` is the
+  // driver's own flag; the names are for the refusal.
+  static Result<void> reopen_following_child(std::atomic<bool>& read_only, bool to_read_only,
+                                             bool child_writable, std::string_view driver,
+                                             std::string_view node, std::string_view child);
 };
 
 using DriverFactory = std::unique_ptr<Driver> (*)();

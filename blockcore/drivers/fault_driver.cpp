@@ -79,20 +79,11 @@ class FaultDriver final : public Driver {
     return {};
   }
 
-  // A filter over its child's state: the graph reopens the child first (read-write) or after
-  // this node (read-only); this node only follows, and refuses read-write over a child that
-  // does not take writes.
+  // A filter over its child's state (Driver::reopen_following_child).
   Result<void> reopen(bool read_only) override {
     if (!self_) return make_error(Errc::Invalid, "fault node is not open");
-    if (read_only) {
-      read_only_.store(true, std::memory_order_release);
-      return {};
-    }
-    if (!child().capabilities().writable)
-      return make_error(Errc::ReadOnly, "fault node '{}': its child '{}' does not take writes",
-                        self_->name(), child().name());
-    read_only_.store(false, std::memory_order_release);
-    return {};
+    return reopen_following_child(read_only_, read_only, child().capabilities().writable, "fault",
+                                  self_->name(), child().name());
   }
 
   Capabilities capabilities() const override {

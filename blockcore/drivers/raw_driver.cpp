@@ -21,20 +21,11 @@ class RawDriver final : public Driver {
     return {};
   }
 
-  // A filter over its child's state: the graph reopens the child first (read-write) or after
-  // this node (read-only); this node only follows, and refuses read-write over a child that
-  // does not take writes.
+  // Follows its file child's state (Driver::reopen_following_child).
   Result<void> reopen(bool read_only) override {
     if (!self_) return make_error(Errc::Invalid, "raw node is not open");
-    if (read_only) {
-      read_only_.store(true, std::memory_order_release);
-      return {};
-    }
-    if (!file().capabilities().writable)
-      return make_error(Errc::ReadOnly, "raw node '{}': its child '{}' does not take writes",
-                        self_->name(), file().name());
-    read_only_.store(false, std::memory_order_release);
-    return {};
+    return reopen_following_child(read_only_, read_only, file().capabilities().writable, "raw",
+                                  self_->name(), file().name());
   }
 
   Capabilities capabilities() const override {
