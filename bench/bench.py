@@ -386,6 +386,29 @@ class Table:
 
 # ---- main --------------------------------------------------------------------------------------
 
+def with_server(kind, what, make_server, d, measure_fn):
+    """Starts a server, runs measure_fn(server, d), stops it. A failure is logged and returned
+    (None when all went well), so that one failed run does not end the bench."""
+    server = None
+    try:
+        server = make_server()
+        measure_fn(server, d)
+    except (subprocess.CalledProcessError, OSError, RuntimeError) as e:
+        log(f"{what}: {e}")
+        return e
+    finally:
+        if server:
+            server.stop()
+    return None
+
+
+def rotated(kinds, repeat):
+    """Each system once per repetition, the order rotated so that no system is always first after
+    another's run."""
+    for rep in range(repeat):
+        yield from kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]
+
+
 def run_server(kind, args, d):
     """A server for the fio workloads: backing layers read-only, as a VM's would be."""
     if kind == "chainfs":
@@ -448,36 +471,38 @@ def main():
             if only and key not in only and not (not direct and "buffered" in only):
                 continue
             results = {k: [] for k in systems}
-            for rep in range(args.repeat):
-                # Rotate the order, so that no system is always first after another's run.
-                for kind in systems[rep % len(systems):] + systems[:rep % len(systems)]:
-                    d = os.path.join(work, f"run-{kind}")
-                    if kind == "fuse-null":
-                        shutil.rmtree(d, ignore_errors=True)
-                        os.makedirs(d)
-                    elif fresh:
-                        copy_chain(golden, d, only_top=True)
-                    else:
-                        d = readers[kind]
-                    server = None
-                    try:
-                        if kind != "fuse-null":
-                            warm(d)
-                        server = run_server(kind, args, d)
-                        r = fio(server.target, rw, bs, qd, nj, direct, how, args,
-                                "4G" if kind == "fuse-null" and how == "time" else size)
-                        results[kind].append(r[metric])
-                    except (subprocess.CalledProcessError, OSError, RuntimeError) as e:
-                        log(f"{kind} {key}: {e}")
-                    finally:
-                        if server:
-                            server.stop()
+            for kind in rotated(systems, args.repeat):
+                d = os.path.join(work, f"run-{kind}")
+                if kind == "fuse-null":
+                    shutil.rmtree(d, ignore_errors=True)
+                    os.makedirs(d)
+                elif fresh:
+                    copy_chain(golden, d, only_top=True)
+                else:
+                    d = readers[kind]
+                if kind != "fuse-null":
+                    warm(d)
+
+                def run_fio(server, _d):
+                    r = fio(server.target, rw, bs, qd, nj, direct, how, args,
+                            "4G" if kind == "fuse-null" and how == "time" else size)
+                    results[kind].append(r[metric])
+                with_server(kind, f"{kind} {key}", lambda: run_server(kind, args, d), d, run_fio)
             mode = "O_DIRECT" if direct else "buffered, 1 pass"
             table.add(f"{label} ({mode})", results, metric, target)
 
     measure(WORKLOADS, True)
     if not args.no_buffered:
         measure(BUFFERED, False)
+
+    pair = [k for k in systems if k in ("chainfs", "qsd")]
+
+    def on_fresh_chain(kind, what, prefix, make_server, measure_fn):
+        """A fresh, warm copy of the chain for one job run; see with_server."""
+        d = os.path.join(work, f"{prefix}-{kind}")
+        copy_chain(golden, d)
+        warm(d)
+        return with_server(kind, what, lambda: make_server(d), d, measure_fn)
 
     if not only or "jobs" in only:
         for job in ("stream", "commit", "active-commit"):
@@ -486,32 +511,25 @@ def main():
             # intermediate commit do not (its active commit flushes before `ready`). The second
             # row adds, for QSD, an fdatasync of the image the job wrote, timed right after.
             durable = {"chainfs": [], "qsd": []} if job in DURABLE_AFTER else None
-            for rep in range(args.repeat):
-                pair = [k for k in systems if k in ("chainfs", "qsd")]
-                for kind in pair[rep % len(pair):] + pair[:rep % len(pair)]:
-                    d = os.path.join(work, f"job-{kind}")
-                    copy_chain(golden, d)
-                    warm(d)
-                    server = None
-                    try:
-                        server = Chainfs(args.binary, d) if kind == "chainfs" else Qsd(d, export=False)
-                        t0 = time.monotonic()
-                        server.start_job(job)
-                        server.wait_job(job)
-                        times[kind].append(time.monotonic() - t0)
-                        if durable is not None:
-                            if kind == "qsd":
-                                fd = os.open(os.path.join(d, DURABLE_AFTER[job]), os.O_RDONLY)
-                                try:
-                                    os.fdatasync(fd)
-                                finally:
-                                    os.close(fd)
-                            durable[kind].append(time.monotonic() - t0)
-                    except (subprocess.CalledProcessError, OSError, RuntimeError) as e:
-                        log(f"{kind} {job}: {e}")
-                    finally:
-                        if server:
-                            server.stop()
+
+            def time_job(server, d, kind):
+                t0 = time.monotonic()
+                server.start_job(job)
+                server.wait_job(job)
+                times[kind].append(time.monotonic() - t0)
+                if durable is not None:
+                    if kind == "qsd":
+                        fd = os.open(os.path.join(d, DURABLE_AFTER[job]), os.O_RDONLY)
+                        try:
+                            os.fdatasync(fd)
+                        finally:
+                            os.close(fd)
+                    durable[kind].append(time.monotonic() - t0)
+            for kind in rotated(pair, args.repeat):
+                on_fresh_chain(kind, f"{kind} {job}", "job",
+                               lambda d: (Chainfs(args.binary, d) if kind == "chainfs"
+                                          else Qsd(d, export=False)),
+                               lambda server, d: time_job(server, d, kind))
             table.add(f"{job} (time, unlimited speed)", times, "time", JOB_TARGETS[job])
             if durable is not None:
                 table.add(f"{job}, data on disk (qsd + fdatasync)", durable, "time", None)
@@ -520,26 +538,16 @@ def main():
         for job in ("stream", "active-commit"):
             shares = {"chainfs": [], "qsd": []}
             notes = {}
-            for rep in range(args.repeat):
-                pair = [k for k in systems if k in ("chainfs", "qsd")]
-                for kind in pair[rep % len(pair):] + pair[:rep % len(pair)]:
-                    d = os.path.join(work, f"guest-{kind}")
-                    copy_chain(golden, d)
-                    warm(d)
-                    server = None
-                    try:
-                        # QSD refuses these jobs while its export is writable: export read-only.
-                        server = (Chainfs(args.binary, d) if kind == "chainfs" else
-                                  Qsd(d, writable=False))
-                        shares[kind].append(guest_during_job(server, job, args, d))
-                    except (subprocess.CalledProcessError, OSError, RuntimeError) as e:
-                        log(f"{kind} guest reads during {job}: {e}")
-                        if "QMP" in str(e):
-                            notes[kind] = "refused"
-                            notes[f"{kind} reason"] = str(e)
-                    finally:
-                        if server:
-                            server.stop()
+            for kind in rotated(pair, args.repeat):
+                # QSD refuses these jobs while its export is writable: export read-only.
+                e = on_fresh_chain(kind, f"{kind} guest reads during {job}", "guest",
+                                   lambda d: (Chainfs(args.binary, d) if kind == "chainfs"
+                                              else Qsd(d, writable=False)),
+                                   lambda server, d: shares[kind].append(
+                                       guest_during_job(server, job, args, d)))
+                if e and "QMP" in str(e):
+                    notes[kind] = "refused"
+                    notes[f"{kind} reason"] = str(e)
             table.add(f"rand read 4k QD16 during {job} (% idle)", shares, "share", 0.5, notes)
 
     table.print(args)
