@@ -21,8 +21,15 @@ What each figure measures (the same work on both systems):
   fdatasync of the image the job wrote (chainfs: the same time as the first row);
 - guest rand read 4k QD16 during a job: IOPS while the job runs at unlimited speed over IOPS of
   the same fio run before the job started (fio's per-100 ms IOPS log, Unix timestamps).
-Before every run the chain's files are read once (warm host cache); the order of the systems
-rotates between repetitions; medians over repetitions, every repetition in the second table.
+Before every run the chain's files are read once (warm host cache) and the bench waits until the
+host disk has been quiet for a moment (/proc/pressure/io), so that one run's writeback does not
+land in the next run. fio's buffers are page-aligned (--mem_align=4096, as dd, cp and cat align
+theirs): with fio's default malloc'd buffer the kernel's copy into it runs at ~2 GB/s on this
+machine's CPU and caps every buffered read near 1.1 GB/s, whatever the server. Each repetition
+runs every system once, back to back, the order rotated between repetitions; the table gives
+the medians, the ratio of the medians and the median of the per-repetition ratios ("pairwise":
+each ratio taken between runs minutes apart at most, so the machine's slow drift cancels; the
+verdict uses it); every repetition is in the second table.
 """
 import argparse
 import json
@@ -94,6 +101,28 @@ def warm(d):
         with open(os.path.join(d, f"{name}.qcow2"), "rb", buffering=0) as f:
             while f.read(8 << 20):
                 pass
+
+
+def settle(max_wait=15.0, window=0.5, quiet_share=0.05):
+    """Waits until the host's I/O stall time over `window` seconds is under `quiet_share` of it
+    (/proc/pressure/io), at most `max_wait` seconds: the previous run's writeback or file deletion
+    must not be measured as part of the next one. Returns the seconds waited."""
+    def stalled_us():
+        try:
+            with open("/proc/pressure/io") as f:
+                return int(f.readline().split("total=")[1])
+        except (OSError, IndexError, ValueError):
+            return None
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < max_wait:
+        a = stalled_us()
+        if a is None:
+            return 0.0
+        time.sleep(window)
+        if stalled_us() - a < window * 1e6 * quiet_share:
+            return time.monotonic() - t0
+    log(f"    the disk stayed busy for {max_wait:.0f} s; measuring anyway")
+    return time.monotonic() - t0
 
 
 # ---- the servers -------------------------------------------------------------------------------
@@ -263,7 +292,7 @@ def fio_cmd(target, rw, bs, iodepth, numjobs, direct, size):
     return ["fio", "--name=bench", f"--filename={target}", f"--rw={rw}", f"--bs={bs}",
             f"--iodepth={iodepth}", f"--numjobs={numjobs}", f"--ioengine={engine}",
             f"--direct={1 if direct else 0}", f"--size={size}", "--group_reporting",
-            "--output-format=json", "--randrepeat=1", "--norandommap"]
+            "--output-format=json", "--randrepeat=1", "--norandommap", "--mem_align=4096"]
 
 
 def fio(target, rw, bs, iodepth, numjobs, direct, how, args, size):
@@ -331,7 +360,21 @@ def fmt(value, metric):
 
 
 def median(values):
+    values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
+
+
+def ratio_of(a, b, metric):
+    """How many times better chainfs's `a` is than QSD's `b` (times: shorter is better)."""
+    if not a or not b:
+        return None
+    return (b / a) if metric == "time" else (a / b)
+
+
+def pairwise(results, metric):
+    """Median of the per-repetition ratios (lists are indexed by repetition, None = failed)."""
+    return median([ratio_of(a, b, metric)
+                   for a, b in zip(results.get("chainfs", []), results.get("qsd", []))])
 
 
 class Table:
@@ -345,32 +388,32 @@ class Table:
 
     def print(self, args):
         print(f"\nchainfs vs qemu-storage-daemon FUSE export — {args.size_mib} MiB 3-layer qcow2 "
-              f"chain, {args.repeat} runs (reads {args.runtime}s each), medians; "
-              f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end")
+              f"chain, {args.repeat} runs (jobs {args.job_repeat}; reads {args.runtime}s each), "
+              f"medians; ratio = of the medians, pairwise = median of the per-repetition ratios "
+              f"(the verdict's); {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end")
         before = any(r[1].get("before") for r in self.rows)
-        print(f"{'workload':<38} {'chainfs':>10} {'qsd':>10} {'ratio':>7} {'target':>7} "
-              f"{'':>6} {'fuse-null':>10}" + (f" {'before':>10}" if before else ""))
+        print(f"{'workload':<38} {'chainfs':>10} {'qsd':>10} {'ratio':>7} {'pairwise':>8} "
+              f"{'target':>7} {'':>6} {'fuse-null':>10}" + (f" {'before':>10}" if before else ""))
         for label, results, metric, target, notes in self.rows:
             a, b = median(results.get("chainfs", [])), median(results.get("qsd", []))
             ceiling = median(results.get("fuse-null", []))
             verdict = ""
             if metric == "share":
-                ratio_s = ""
+                ratio_s = pair_s = ""
                 target_s = f">={target * 100:.0f}%"
                 if a is not None:
                     verdict = "met" if a >= target else "MISSED"
             else:
-                ratio = None
-                if a and b:
-                    ratio = (b / a) if metric == "time" else (a / b)
+                ratio, pair = ratio_of(a, b, metric), pairwise(results, metric)
                 ratio_s = f"{ratio:.2f}x" if ratio else "n/a"
+                pair_s = f"{pair:.2f}x" if pair else "n/a"
                 target_s = f">={target:.1f}x" if target else ""
-                if target and ratio:
-                    verdict = "met" if ratio >= target else "MISSED"
+                if target and pair:
+                    verdict = "met" if pair >= target else "MISSED"
             sa = notes.get("chainfs") or fmt(a, metric)
             sb = notes.get("qsd") or fmt(b, metric)
             prev = median(results.get("before", []))
-            print(f"{label:<38} {sa:>10} {sb:>10} {ratio_s:>7} {target_s:>7} {verdict:>6} "
+            print(f"{label:<38} {sa:>10} {sb:>10} {ratio_s:>7} {pair_s:>8} {target_s:>7} {verdict:>6} "
                   f"{fmt(ceiling, metric) if ceiling else '':>10}" +
                   (f" {fmt(prev, metric) if prev else '':>10}" if before else ""))
         print("\nper-run values (chainfs | qsd" + (" | before):" if before else "):"))
@@ -387,10 +430,12 @@ class Table:
 # ---- main --------------------------------------------------------------------------------------
 
 def with_server(kind, what, make_server, d, measure_fn):
-    """Starts a server, runs measure_fn(server, d), stops it. A failure is logged and returned
-    (None when all went well), so that one failed run does not end the bench."""
+    """Waits for a quiet disk, starts a server, runs measure_fn(server, d), stops it. A failure is
+    logged and returned (None when all went well), so that one failed run does not end the
+    bench."""
     server = None
     try:
+        settle()
         server = make_server()
         measure_fn(server, d)
     except (subprocess.CalledProcessError, OSError, RuntimeError) as e:
@@ -402,11 +447,16 @@ def with_server(kind, what, make_server, d, measure_fn):
     return None
 
 
-def rotated(kinds, repeat):
+def rotated(kinds, repeat, *results):
     """Each system once per repetition, the order rotated so that no system is always first after
-    another's run."""
+    another's run. Yields the system; after each run, a result list of `results` that the run did
+    not append to (it failed) gets None, so that every list stays indexed by repetition."""
     for rep in range(repeat):
-        yield from kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]
+        for kind in kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]:
+            yield kind
+            for r in results:
+                if r is not None and len(r[kind]) <= rep:
+                    r[kind].append(None)
 
 
 def run_server(kind, args, d):
@@ -425,7 +475,9 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-mib", type=int, default=2048)
     ap.add_argument("--runtime", type=int, default=4, help="seconds per time-based fio run")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3, help="repetitions of each fio workload")
+    ap.add_argument("--job-repeat", type=int, default=5,
+                    help="repetitions of each job (seconds each: more of them are cheap)")
     ap.add_argument("--write-ios", type=int, default=20000,
                     help="writes per rand write run (the same offsets on both systems)")
     ap.add_argument("--idle-seconds", type=float, default=1.5,
@@ -444,6 +496,7 @@ def main():
     args = ap.parse_args()
     if args.quick:
         args.size_mib, args.repeat, args.runtime, args.write_ios = 256, 1, 2, 2000
+        args.job_repeat = 1
         args.idle_seconds = 1.0
 
     work = args.workdir or tempfile.mkdtemp(prefix="chainfs-bench-", dir="/var/tmp")
@@ -471,7 +524,7 @@ def main():
             if only and key not in only and not (not direct and "buffered" in only):
                 continue
             results = {k: [] for k in systems}
-            for kind in rotated(systems, args.repeat):
+            for kind in rotated(systems, args.repeat, results):
                 d = os.path.join(work, f"run-{kind}")
                 if kind == "fuse-null":
                     shutil.rmtree(d, ignore_errors=True)
@@ -525,7 +578,7 @@ def main():
                         finally:
                             os.close(fd)
                     durable[kind].append(time.monotonic() - t0)
-            for kind in rotated(pair, args.repeat):
+            for kind in rotated(pair, args.job_repeat, times, durable):
                 on_fresh_chain(kind, f"{kind} {job}", "job",
                                lambda d: (Chainfs(args.binary, d) if kind == "chainfs"
                                           else Qsd(d, export=False)),
@@ -538,7 +591,7 @@ def main():
         for job in ("stream", "active-commit"):
             shares = {"chainfs": [], "qsd": []}
             notes = {}
-            for kind in rotated(pair, args.repeat):
+            for kind in rotated(pair, args.repeat, shares):
                 # QSD refuses these jobs while its export is writable: export read-only.
                 e = on_fresh_chain(kind, f"{kind} guest reads during {job}", "guest",
                                    lambda d: (Chainfs(args.binary, d) if kind == "chainfs"
