@@ -6,8 +6,8 @@ namespace {
 thread_local bool t_background_io = false;
 }  // namespace
 
-ScopedBackgroundIo::ScopedBackgroundIo() : previous_(t_background_io) {
-  t_background_io = true;
+ScopedBackgroundIo::ScopedBackgroundIo(bool background) : previous_(t_background_io) {
+  t_background_io = background;
 }
 
 ScopedBackgroundIo::~ScopedBackgroundIo() {

@@ -6,6 +6,7 @@
 
 #include "blockcore/graph/drain.h"
 #include "blockcore/graph/request_gate.h"
+#include "blockcore/io/io_hint.h"
 
 namespace chainfs {
 
@@ -73,10 +74,16 @@ Result<void> CopyJob::with_policy(JobContext& ctx, std::optional<Result<uint64_t
 }
 
 Result<void> CopyJob::for_each_window(JobContext& ctx, uint64_t size, const WindowFn& window) {
+  bool guests_busy = false;  // during the previous window (and its pause)
   for (uint64_t offset = 0; offset < size; offset += kWindow) {
     const uint64_t length = std::min(kWindow, size - offset);
     const uint64_t guests_before = graph_.guest_requests();
     const auto started = std::chrono::steady_clock::now();
+    // While guests are busy, the window's writes stay in the host page cache, where the guests
+    // read them next; otherwise its large writes go to the disk directly, which on the project's
+    // machine is 1.5-4x faster than the page cache followed by the final flush, and steady
+    // (docs/performance.md "Jobs writing around the page cache").
+    const ScopedBackgroundIo page_cache(guests_busy);
     CHAINFS_TRY(with_policy(
         ctx, std::nullopt, [&] { return window(offset, length, buffer(length)); },
         [&](uint64_t moved) {
@@ -90,7 +97,8 @@ Result<void> CopyJob::for_each_window(JobContext& ctx, uint64_t size, const Wind
     // On a machine with few cores an unlimited job would otherwise take the CPU the FUSE
     // threads need (docs/jobs.md "Sharing the machine with guests"); an idle chain copies at
     // full speed.
-    if (graph_.guest_requests() != guests_before) {
+    guests_busy = graph_.guest_requests() != guests_before;
+    if (guests_busy) {
       const auto spent =
           std::chrono::ceil<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
       CHAINFS_TRY(ctx.idle(std::min(spent, kMaxGuestYield)));

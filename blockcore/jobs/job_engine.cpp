@@ -21,7 +21,7 @@ void JobContext::start_thread() {
   std::lock_guard lock(join_mutex_);
   thread_ = std::jthread([this] {
     thread_id_.store(std::this_thread::get_id());  // before anything can ask on_own_thread()
-    const ScopedBackgroundIo background;           // the job's copies stay in the host page cache
+    const ScopedBackgroundIo background;  // page cache, unless a copy window says otherwise
     run_to_conclusion();
     thread_done_.store(true, std::memory_order_release);
   });

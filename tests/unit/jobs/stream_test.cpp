@@ -1,10 +1,14 @@
 // Stream on real qcow2 chains: the data each layer holds ends up in the top, the graph and the
 // headers are relinked, guest writes during the copy win, and cancel/pause leave things as they
 // were. qemu-img is the oracle once the graph is closed.
+#include <algorithm>
 #include <atomic>
 #include <future>
+#include <mutex>
 #include <thread>
 
+#include "blockcore/io/io_hint.h"
+#include "blockcore/jobs/copy_job.h"
 #include "chain_fixture.h"
 
 namespace chainfs::testing {
@@ -200,6 +204,52 @@ TEST_F(StreamTest, BusyGuests_TheJobPausesBetweenWindowsAndStillFinishes) {
   EXPECT_TRUE(parked) << "a running, unthrottled job never left the CPU to busy guests";
   expect_completed(id);
   EXPECT_TRUE(same_bytes(read_node("top"), expected));
+}
+
+// Whether the job's thread writes a window through the host page cache (background_io(): the
+// file driver keeps such writes buffered) or directly: directly while no guest uses the graph,
+// through the cache from the window after guests were seen.
+TEST_F(StreamTest, WindowsGoAroundThePageCacheUnlessGuestsAreBusy) {
+  if (!kSyncPointsEnabled) GTEST_SKIP() << "needs a build with CHAINFS_SYNC_POINTS";
+  // Streams a fresh chain, a guest busy throughout or not; background_io() per window, in order.
+  auto stream = [&](bool busy_guest) {
+    close_graph();
+    make_chain();
+    const std::vector<std::byte> expected = dir_.raw_view("top");
+    open_image("top");
+    std::mutex mutex;
+    std::vector<bool> cached;
+    graph_->sync_points().set_callback("StreamJob::copy:read@top", [&](std::string_view) {
+      std::lock_guard lock(mutex);
+      cached.push_back(background_io());
+    });
+    graph_->sync_points().enable();
+    std::atomic<bool> stop{false};
+    std::thread guest([&] {
+      while (busy_guest && !stop.load()) graph_->note_guest_request();
+    });
+    expect_completed(start("stream", "top"));
+    stop = true;
+    guest.join();
+    graph_->sync_points().disable();
+    EXPECT_TRUE(same_bytes(read_node("top"), expected));
+    std::lock_guard lock(mutex);
+    return cached;
+  };
+
+  // One entry per run of data a window copies (several per window).
+  const std::vector<bool> quiet = stream(false);
+  ASSERT_GE(quiet.size(), kSize / CopyJob::kWindow);
+  for (size_t i = 0; i < quiet.size(); ++i)
+    EXPECT_FALSE(quiet[i]) << "copy " << i << " went through the page cache, no guest busy";
+
+  const std::vector<bool> busy = stream(true);
+  ASSERT_GE(busy.size(), kSize / CopyJob::kWindow);
+  EXPECT_TRUE(std::is_sorted(busy.begin(), busy.end()))
+      << "once a guest was seen, every later window goes through the page cache";
+  EXPECT_TRUE(busy.back()) << "the last window wrote around the cache with a guest busy";
+  EXPECT_LT(std::count(busy.begin(), busy.end(), false), std::ssize(busy))
+      << "only the first window may go direct";
 }
 
 TEST_F(StreamTest, Cancel_LeavesTheGraphAndTheDataAsTheyWere) {
