@@ -84,6 +84,8 @@ Result<void> CopyJob::for_each_window(JobContext& ctx, uint64_t size, const Wind
     // machine is 1.5-4x faster than the page cache followed by the final flush, and steady
     // (docs/performance.md "Jobs writing around the page cache").
     const ScopedBackgroundIo page_cache(guests_busy);
+    // Tests look at the window's mode here, and play a guest request arriving during it.
+    CHAINFS_SYNC_POINT(graph_.sync_points(), "CopyJob::for_each_window:window");
     CHAINFS_TRY(with_policy(
         ctx, std::nullopt, [&] { return window(offset, length, buffer(length)); },
         [&](uint64_t moved) {
