@@ -106,23 +106,23 @@ def warm(d):
 def settle(max_wait=15.0, window=0.5, quiet_share=0.05):
     """Waits until the host's I/O stall time over `window` seconds is under `quiet_share` of it
     (/proc/pressure/io), at most `max_wait` seconds: the previous run's writeback or file deletion
-    must not be measured as part of the next one. Returns the seconds waited."""
+    must not be measured as part of the next one. Without PSI it does not wait."""
     def stalled_us():
         try:
             with open("/proc/pressure/io") as f:
                 return int(f.readline().split("total=")[1])
         except (OSError, IndexError, ValueError):
             return None
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < max_wait:
-        a = stalled_us()
-        if a is None:
-            return 0.0
+    deadline = time.monotonic() + max_wait
+    before = stalled_us()
+    while before is not None and time.monotonic() < deadline:
         time.sleep(window)
-        if stalled_us() - a < window * 1e6 * quiet_share:
-            return time.monotonic() - t0
-    log(f"    the disk stayed busy for {max_wait:.0f} s; measuring anyway")
-    return time.monotonic() - t0
+        after = stalled_us()
+        if after is None or after - before < window * 1e6 * quiet_share:
+            return
+        before = after
+    if before is not None:
+        log(f"    the disk stayed busy for {max_wait:.0f} s; measuring anyway")
 
 
 # ---- the servers -------------------------------------------------------------------------------
