@@ -54,6 +54,8 @@ class CopyJob : public Job {
 
   // Runs `window(offset, length, buffer)` over [0, size), window by window (`buffer`: at least
   // `length` bytes). It returns the bytes it moved; the rest of the window counts as skipped.
+  // After a window during which guests made requests, the job pauses and the next window writes
+  // through the host page cache; otherwise a window's large writes go O_DIRECT (io_hint.h).
   using WindowFn =
       std::function<Result<uint64_t>(uint64_t offset, uint64_t length, std::span<std::byte>)>;
   Result<void> for_each_window(JobContext& ctx, uint64_t size, const WindowFn& window);
